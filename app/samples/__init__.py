@@ -1,0 +1,15 @@
+"""Sample documents shipped with Lantern, for the quick start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SAMPLE_SUFFIXES = (".pdf", ".docx", ".md")
+
+
+def sample_files() -> list[Path]:
+    """The sample documents (not this package's README, which lists their answers)."""
+    return sorted(
+        p for p in HERE.iterdir() if p.suffix in SAMPLE_SUFFIXES and p.name != "README.md"
+    )

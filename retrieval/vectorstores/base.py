@@ -1,4 +1,4 @@
-"""The vector store protocol. Every backend passes ``tests/contract/test_vectorstore.py``.
+"""The vector store protocol. Every backend passes ``tests/contract/vectorstore_contract.py``.
 
 Vectors are L2-normalised float32 rows; scores are inner products (cosine),
 higher is better. Collection filtering happens *inside* the search: a vector

@@ -1,0 +1,127 @@
+"""``lantern ingest``: queue files, run the workers, show progress, summarise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from app.cli.common import console, short
+from app.container import Container
+from app.db.models import JobStatus
+from app.services.documents import AddResult, too_large_reason
+
+SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    result: AddResult
+    status: str = ""
+    error: str | None = None
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
+    """Files under ``paths`` with the name they get in the collection: the path relative
+    to the folder given (so two README.md in different folders stay distinct)."""
+    for root in paths:
+        if root.is_file():
+            yield root, root.name
+        elif root.is_dir():
+            for p in sorted(root.rglob("*")):
+                rel = p.relative_to(root)
+                if any(part.startswith(".") for part in rel.parts) or p.name in SKIP_NAMES:
+                    continue
+                if p.is_file():
+                    yield p, rel.as_posix()
+        else:
+            raise FileNotFoundError(f"no such file or folder: {root}")
+
+
+def queue_files(c: Container, collection_id: str, files: list[tuple[Path, str]]) -> list[Outcome]:
+    out: list[Outcome] = []
+    for path, name in files:
+        size = path.stat().st_size
+        if size > c.max_file_bytes:
+            result = c.documents.reject(
+                collection_id=collection_id,
+                name=name,
+                size=size,
+                reason=too_large_reason(size, c.max_file_bytes),
+            )
+        else:
+            result = c.documents.add(collection_id=collection_id, name=name, data=path.read_bytes())
+        out.append(Outcome(name, result))
+        c.wake_workers()
+    return out
+
+
+def wait_for_jobs(c: Container, job_ids: list[str], *, show_progress: bool = True) -> None:
+    """Block until every job has finished, with a progress bar and ETA."""
+    if not job_ids:
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[current]}"),
+    )
+    with Progress(*columns, console=console, disable=not show_progress, transient=False) as bar:
+        task = bar.add_task("Ingesting", total=len(job_ids), current="")
+        while True:
+            jobs = c.documents.jobs(job_ids)
+            done = sum(1 for j in jobs if j.status not in JobStatus.UNFINISHED)
+            running = [j for j in jobs if j.status == JobStatus.RUNNING]
+            partial = sum(j.progress for j in running)
+            current = ", ".join(f"{short(j.document.name, 40)} ({j.stage})" for j in running[:2])
+            bar.update(task, completed=min(done + partial, len(job_ids)), current=current)
+            if done == len(jobs):
+                bar.update(task, completed=len(job_ids), current="")
+                return
+            time.sleep(0.25)
+
+
+def summarise(c: Container, outcomes: list[Outcome], resumed: list[str]) -> int:
+    """Print what happened to every file; returns how many failed."""
+    job_ids = [o.result.job_id for o in outcomes if o.result.job_id]
+    jobs = {j.id: j for j in c.documents.jobs(job_ids + resumed)}
+    ready = failed = duplicate = 0
+    failures = Table(title="Failed", show_lines=False, title_justify="left")
+    failures.add_column("file")
+    failures.add_column("reason", overflow="fold")
+    for o in outcomes:
+        if o.result.outcome == "duplicate":
+            duplicate += 1
+            continue
+        job = jobs.get(o.result.job_id or "")
+        if job is not None and job.status == JobStatus.SUCCEEDED:
+            ready += 1
+        else:
+            failed += 1
+            failures.add_row(o.name, (job.error if job else o.result.reason) or "unknown error")
+    parts = [f"[green]{ready} ready[/]", f"[red]{failed} failed[/]"]
+    if duplicate:
+        parts.append(f"{duplicate} unchanged (already ingested)")
+    extra = [j for jid in resumed if (j := jobs.get(jid)) is not None]
+    if extra:
+        ok = sum(1 for j in extra if j.status == JobStatus.SUCCEEDED)
+        parts.append(f"{ok}/{len(extra)} interrupted jobs resumed")
+    console.print("Summary: " + ", ".join(parts))
+    if failed:
+        console.print(failures)
+    return failed

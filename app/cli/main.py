@@ -1,0 +1,239 @@
+"""The ``lantern`` command line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from app.cli.common import console, err_console, human_size, open_container, setup_logging, short
+from app.errors import LanternError
+
+app = typer.Typer(
+    help="Lantern: a self-hosted knowledge assistant. Documents in, cited answers out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+docs_app = typer.Typer(help="List and delete documents.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+app.add_typer(db_app, name="db")
+
+CollectionOpt = Annotated[
+    str | None, typer.Option("--collection", "-c", help="Collection name (default: all).")
+]
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    setup_logging(verbose)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (idempotent)."""
+    from app.db.migrate import current_revision
+
+    with open_container() as c:
+        console.print(f"database at revision [bold]{current_revision(c.engine)}[/]")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    collection: Annotated[
+        str, typer.Option("--collection", "-c", help="Collection to add to (created if missing).")
+    ] = "default",
+    workers: Annotated[int | None, typer.Option(help="Worker threads.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Ingest files and folders: parse, chunk, embed and index them, then summarise."""
+    from app.cli.ingest import iter_files, queue_files, summarise, wait_for_jobs
+
+    try:
+        files = list(iter_files(paths))
+    except FileNotFoundError as e:
+        err_console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
+    with open_container() as c:
+        col = c.collections.ensure(collection)
+        c.start_workers(workers)
+        resumed = c.documents.unfinished_job_ids()
+        if resumed:
+            console.print(f"resuming {len(resumed)} unfinished job(s) from an earlier run")
+        outcomes = queue_files(c, col.id, files)
+        new_jobs = [o.result.job_id for o in outcomes if o.result.job_id]
+        pending = list(dict.fromkeys(resumed + new_jobs))
+        wait_for_jobs(c, pending, show_progress=progress)
+        resumed_only = [j for j in resumed if j not in set(new_jobs)]
+        failed = summarise(c, outcomes, resumed_only)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 5,
+    collection: CollectionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the chunks that best match QUERY, with document, page and score."""
+    with open_container() as c:
+        ids = None
+        if collection:
+            try:
+                ids = [c.collections.get_by_name(collection).id]
+            except LanternError as e:
+                err_console.print(f"[red]{e}[/]")
+                raise typer.Exit(2) from e
+        results = c.search.search(query, k=k, collection_ids=ids)
+    if as_json:
+        print(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=2))
+        return
+    if not results:
+        console.print("no results (is anything ingested? try `lantern docs list`)")
+        return
+    table = Table(show_lines=True)
+    for col in ("#", "score", "document", "page", "section", "text"):
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(results, 1):
+        table.add_row(
+            str(i),
+            f"{r.score:.3f}",
+            r.document_name,
+            str(r.page) if r.page is not None else "-",
+            short(" > ".join(r.section_path), 40),
+            short(r.text, 240),
+        )
+    console.print(table)
+
+
+@docs_app.command("list")
+def docs_list(
+    collection: CollectionOpt = None,
+    status: Annotated[str | None, typer.Option(help="queued|processing|ready|failed")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List documents with status, pages, chunks and errors."""
+    with open_container() as c:
+        col_id = c.collections.get_by_name(collection).id if collection else None
+        names = {col.id: col.name for col in c.collections.list()}
+        docs = c.documents.list(collection_id=col_id, status=status)
+    if as_json:
+        rows = [
+            {
+                "id": d.id,
+                "name": d.name,
+                "collection": names.get(d.collection_id),
+                "status": d.status,
+                "version": d.version,
+                "mime": d.mime,
+                "size": d.size,
+                "pages": d.page_count,
+                "chunks": d.chunk_count,
+                "error": d.error,
+                "timings": d.timings,
+            }
+            for d in docs
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table()
+    for col in ("id", "collection", "name", "v", "status", "pages", "chunks", "size", "error"):
+        table.add_column(col, overflow="fold")
+    colour = {"ready": "green", "failed": "red"}
+    for d in docs:
+        st = f"[{colour.get(d.status, 'yellow')}]{d.status}[/]"
+        table.add_row(
+            d.id[:8],
+            names.get(d.collection_id, "?"),
+            d.name,
+            str(d.version),
+            st,
+            str(d.page_count),
+            str(d.chunk_count),
+            human_size(d.size),
+            short(d.error or "", 80),
+        )
+    console.print(table)
+
+
+@docs_app.command("delete")
+def docs_delete(
+    refs: Annotated[list[str], typer.Argument(help="Document ids (or 8+ char prefixes) or names.")],
+    collection: CollectionOpt = None,
+) -> None:
+    """Delete documents: rows, chunks, vectors and stored file."""
+    missing = 0
+    with open_container() as c:
+        col_id = c.collections.get_by_name(collection).id if collection else None
+        for ref in refs:
+            docs = c.documents.find(ref, collection_id=col_id)
+            if not docs:
+                err_console.print(f"[red]no document matches {ref!r}[/]")
+                missing += 1
+                continue
+            for d in docs:
+                c.documents.delete(d.id, vectors=c.vectors)
+                console.print(f"deleted {d.name} (v{d.version}, {d.id[:8]})")
+    raise typer.Exit(1 if missing else 0)
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the vector index from the database with the configured embedding model."""
+    from rich.progress import Progress
+
+    from app.services.reindex import rebuild_index
+
+    with open_container() as c:
+        directory = Path(c.vector_dir)
+        with Progress(console=console) as bar:
+            task = bar.add_task(f"Re-embedding with {c.embedder.model_name}", total=None)
+            n = rebuild_index(
+                c.sessions,
+                c.embedder,
+                directory,
+                c.open_vector_store,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    console.print(f"reindexed {n} chunks into {directory}")
+
+
+@app.command()
+def demo() -> None:
+    """Quick start: set up the database, ingest the bundled sample documents, try a search."""
+    from app.cli.ingest import queue_files, summarise, wait_for_jobs
+    from app.samples import sample_files
+
+    with open_container() as c:
+        col = c.collections.ensure("Samples", description="Documents bundled with Lantern")
+        c.start_workers()
+        outcomes = queue_files(c, col.id, [(p, p.name) for p in sample_files()])
+        wait_for_jobs(c, [o.result.job_id for o in outcomes if o.result.job_id])
+        summarise(c, outcomes, [])
+        if c.embedder.is_fallback:
+            err_console.print(
+                f"[yellow]note: using the bundled fallback embedder {c.embedder.model_name}[/]"
+            )
+        for q in ("How many vacation days do new employees get?", "What is the password policy?"):
+            hits = c.search.search(q, k=1, collection_ids=[col.id])
+            if hits:
+                h = hits[0]
+                where = f"{h.document_name}" + (f", page {h.page}" if h.page else "")
+                console.print(f"\n[bold]{q}[/]\n  [cyan]{where}[/]: {short(h.text, 300)}")
+    console.print('\nTry: lantern search "expense claim deadline" -c Samples')
+
+
+def main() -> None:
+    try:
+        app()
+    except LanternError as e:
+        err_console.print(f"[red]error:[/] {e}")
+        raise SystemExit(2) from e

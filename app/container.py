@@ -1,0 +1,205 @@
+"""The backend container: every long-lived object, built on first use from settings.
+
+Entry points (CLI commands, and later the FastAPI lifespan) build one and pass it
+down; nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+
+from filelock import FileLock, Timeout
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.engine import make_engine, make_session_factory
+from app.services.collections import CollectionService
+from app.services.documents import DocumentService
+from app.services.jobstore import SqlJobStore
+from app.services.search import SearchService
+from app.settings import Settings
+from ingestion.blobstore import BlobStore
+from ingestion.chunking import Chunker
+from ingestion.jobs import JobRunner
+from ingestion.parsers.registry import ParserRegistry, default_registry
+from ingestion.pipeline import IngestionPipeline
+from ingestion.worker import WorkerPool
+from retrieval.embedders.base import Embedder
+from retrieval.embedders.registry import create_embedder
+from retrieval.vectorstores.base import VectorStore
+from retrieval.vectorstores.registry import create_vector_store
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+#: Header tokens reserved for the section trail prepended to each chunk before embedding.
+HEADER_TOKENS = 32
+
+
+class Container:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # unstructured and Gradio phone home unless told not to.
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+        self._worker_lock: FileLock | None = None
+        self._pool: WorkerPool | None = None
+
+    # -- storage ----------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url, echo=self.settings.database.echo)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    def migrate(self) -> None:
+        from app.db.migrate import upgrade
+
+        upgrade(self.engine)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.settings.blob_dir)
+
+    # -- models and indexes --------------------------------------------------------
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        e = self.settings.embedding
+        return create_embedder(
+            model=e.model,
+            device=e.device,
+            allow_download=e.allow_download,
+            fallback=e.fallback,
+            query_instruction=e.query_instruction,
+            batch_size=e.batch_size,
+        )
+
+    @property
+    def vector_dir(self) -> os.PathLike[str]:
+        return self.settings.index_dir / self.settings.vector_store.kind
+
+    @cached_property
+    def vectors(self) -> VectorStore:
+        return self.open_vector_store(self.settings.index_dir / self.settings.vector_store.kind)
+
+    def open_vector_store(self, directory: os.PathLike[str]) -> VectorStore:
+        return create_vector_store(
+            self.settings.vector_store.kind,
+            directory=directory,
+            embedding_model=self.embedder.model_name,
+            dimension=self.embedder.dimension,
+        )
+
+    # -- ingestion -----------------------------------------------------------------
+
+    @cached_property
+    def parsers(self) -> ParserRegistry:
+        return default_registry(max_zip_uncompressed=self.settings.ingestion.max_unzipped_mb * MB)
+
+    @cached_property
+    def chunker(self) -> Chunker:
+        c = self.settings.chunking
+        limit = max(32, self.embedder.max_tokens - 2 - HEADER_TOKENS)
+        max_tokens = min(c.max_tokens, limit)
+        return Chunker(
+            self.embedder.tokenizer,
+            max_tokens=max_tokens,
+            overlap_tokens=min(c.overlap_tokens, max_tokens // 2),
+        )
+
+    @cached_property
+    def pipeline(self) -> IngestionPipeline:
+        return IngestionPipeline(
+            self.parsers, self.chunker, self.embedder, max_bytes=self.max_file_bytes
+        )
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.settings.ingestion.max_file_mb * MB
+
+    @cached_property
+    def job_store(self) -> SqlJobStore:
+        i = self.settings.ingestion
+        return SqlJobStore(
+            self.sessions, self.blobs, max_attempts=i.max_attempts, lease_seconds=i.lease_seconds
+        )
+
+    @cached_property
+    def runner(self) -> JobRunner:
+        return JobRunner(self.job_store, self.pipeline, self.vectors, self.blobs)
+
+    # -- services ------------------------------------------------------------------
+
+    @cached_property
+    def collections(self) -> CollectionService:
+        return CollectionService(self.sessions)
+
+    @cached_property
+    def documents(self) -> DocumentService:
+        return DocumentService(self.sessions, self.blobs, max_bytes=self.max_file_bytes)
+
+    @cached_property
+    def search(self) -> SearchService:
+        return SearchService(self.sessions, self.embedder, self.vectors)
+
+    # -- workers -------------------------------------------------------------------
+
+    def start_workers(self, threads: int | None = None) -> bool:
+        """Start the in-process worker pool, unless another process on this data dir
+        already runs one (then it does the work). Returns whether workers started here.
+
+        Holding the data-dir lock means no other worker is alive, so every job left
+        ``running`` was interrupted: it is requeued and its partial vectors removed.
+        """
+        lock = FileLock(str(self.settings.data_dir / "worker.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("another Lantern process is running the workers for this data dir")
+            return False
+        self._worker_lock = lock
+        self.recover()
+        self._pool = WorkerPool(
+            self.job_store.claim_next,
+            self.runner.run,
+            threads=threads or self.settings.ingestion.workers,
+            poll_seconds=0.5,
+        )
+        self._pool.start()
+        return True
+
+    def recover(self) -> None:
+        """Requeue interrupted jobs, then drop vectors and blobs that no live document owns."""
+        exclusive = self._worker_lock is not None
+        self.job_store.recover(exclusive=exclusive)
+        live = self.job_store.live_document_ids(include_processing=not exclusive)
+        orphans = self.vectors.document_ids() - live
+        if orphans:
+            n = self.vectors.delete_documents(orphans)
+            self.vectors.flush()
+            log.warning("removed %d orphan vectors of %d documents", n, len(orphans))
+        if exclusive:
+            self.job_store.gc_blobs()
+
+    def wake_workers(self) -> None:
+        if self._pool is not None:
+            self._pool.wake()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+        if "vectors" in self.__dict__:
+            self.vectors.close()
+        if self._worker_lock is not None:
+            self._worker_lock.release()
+            self._worker_lock = None
+        if "engine" in self.__dict__:
+            self.engine.dispose()

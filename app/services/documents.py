@@ -1,0 +1,248 @@
+"""Documents: add (blob + row + job in one transaction), list, delete."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload, sessionmaker
+
+from app.db.models import (
+    Chunk,
+    Document,
+    DocumentStatus,
+    IngestionJob,
+    JobStatus,
+    utcnow,
+)
+from app.errors import NotFound
+from ingestion.blobstore import BlobStore, sha256_of
+from retrieval.vectorstores.base import VectorStore
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["queued", "new_version", "duplicate", "requeued", "rejected"]
+
+
+@dataclass(frozen=True)
+class AddResult:
+    document_id: str
+    job_id: str | None
+    outcome: Outcome
+    reason: str | None = None
+
+
+class DocumentService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        blobs: BlobStore,
+        *,
+        max_bytes: int,
+    ) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+        self.max_bytes = max_bytes
+
+    def add(
+        self, *, collection_id: str, name: str, data: bytes, uploader: str | None = None
+    ) -> AddResult:
+        """Queue ``data`` for ingestion as ``name``. Identical content already in the
+        collection is not processed again; a changed file becomes a new version
+        that replaces the old one once it is ready."""
+        if len(data) > self.max_bytes:
+            return self.reject(
+                collection_id=collection_id,
+                name=name,
+                size=len(data),
+                reason=too_large_reason(len(data), self.max_bytes),
+                uploader=uploader,
+            )
+        sha = self.blobs.put(data)
+        for attempt in range(3):
+            try:
+                return self._add(collection_id, name, len(data), sha, uploader)
+            except IntegrityError:  # a concurrent upload took the same version number
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _add(
+        self, collection_id: str, name: str, size: int, sha: str, uploader: str | None
+    ) -> AddResult:
+        with self.sessions.begin() as s:
+            same = s.scalars(
+                select(Document)
+                .where(Document.collection_id == collection_id, Document.sha256 == sha)
+                .order_by(Document.version.desc())
+            ).all()
+            for doc in same:
+                if doc.status != DocumentStatus.FAILED:
+                    return AddResult(doc.id, None, "duplicate")
+            latest = s.scalar(
+                select(Document)
+                .where(Document.collection_id == collection_id, Document.name == name)
+                .order_by(Document.version.desc())
+                .limit(1)
+            )
+            if latest is not None and latest.sha256 == sha:
+                # The same bytes failed before: try again (Lantern may have been fixed).
+                latest.status, latest.error = DocumentStatus.QUEUED, None
+                job = IngestionJob(document_id=latest.id)
+                s.add(job)
+                s.flush()
+                return AddResult(latest.id, job.id, "requeued")
+            doc = Document(
+                collection_id=collection_id,
+                name=name,
+                size=size,
+                sha256=sha,
+                version=(latest.version + 1) if latest else 1,
+                replaces_id=latest.id if latest else None,
+                uploader=uploader,
+                status=DocumentStatus.QUEUED,
+                timings={},
+            )
+            s.add(doc)
+            s.flush()
+            job = IngestionJob(document_id=doc.id, timings={})
+            s.add(job)
+            s.flush()
+            return AddResult(doc.id, job.id, "new_version" if latest else "queued")
+
+    def reject(
+        self,
+        *,
+        collection_id: str,
+        name: str,
+        size: int,
+        reason: str,
+        uploader: str | None = None,
+        sha256: str | None = None,
+    ) -> AddResult:
+        """Record a file refused before processing (e.g. too large) as a failed job,
+        so the admin sees it with its reason. Its bytes are not stored."""
+        with self.sessions.begin() as s:
+            latest = s.scalar(
+                select(func.max(Document.version)).where(
+                    Document.collection_id == collection_id, Document.name == name
+                )
+            )
+            now = utcnow()
+            doc = Document(
+                collection_id=collection_id,
+                name=name,
+                size=size,
+                sha256=sha256 or sha256_of(b""),
+                version=(latest or 0) + 1,
+                status=DocumentStatus.FAILED,
+                error=reason,
+                uploader=uploader,
+                timings={},
+            )
+            s.add(doc)
+            s.flush()
+            job = IngestionJob(
+                document_id=doc.id,
+                status=JobStatus.FAILED,
+                stage="upload",
+                error=reason,
+                finished_at=now,
+                timings={},
+            )
+            s.add(job)
+            s.flush()
+            return AddResult(doc.id, job.id, "rejected", reason)
+
+    def get(self, document_id: str) -> Document:
+        with self.sessions() as s:
+            doc = s.get(Document, document_id)
+        if doc is None:
+            raise NotFound(f"no document {document_id}")
+        return doc
+
+    def list(
+        self, *, collection_id: str | None = None, status: str | None = None
+    ) -> list[Document]:
+        with self.sessions() as s:
+            q = select(Document).order_by(Document.created_at, Document.name)
+            if collection_id:
+                q = q.where(Document.collection_id == collection_id)
+            if status:
+                q = q.where(Document.status == status)
+            return list(s.scalars(q))
+
+    def find(self, ref: str, *, collection_id: str | None = None) -> list[Document]:
+        """Documents whose id, id prefix (8+ chars) or name is ``ref``."""
+        with self.sessions() as s:
+            q = select(Document)
+            if collection_id:
+                q = q.where(Document.collection_id == collection_id)
+            by_name = list(s.scalars(q.where(Document.name == ref)))
+            if by_name:
+                return by_name
+            if len(ref) >= 8:
+                return list(s.scalars(q.where(Document.id.startswith(ref))))
+            return []
+
+    def delete(self, document_id: str, *, vectors: VectorStore) -> None:
+        """Remove the rows (chunks, pages, jobs cascade), the vectors and, when no other
+        document shares it, the blob. A job still running notices and stops."""
+        with self.sessions.begin() as s:
+            doc = s.get(Document, document_id)
+            if doc is None:
+                raise NotFound(f"no document {document_id}")
+            sha = doc.sha256
+            s.delete(doc)
+        if vectors.delete_documents([document_id]):
+            vectors.flush()
+        with self.sessions() as s:
+            shared = s.scalar(select(func.count()).where(Document.sha256 == sha))
+        if not shared:
+            self.blobs.delete(sha)
+
+    def chunk_count(self, *, collection_id: str | None = None) -> int:
+        with self.sessions() as s:
+            q = select(func.count()).select_from(Chunk).join(Document)
+            q = q.where(Document.status == DocumentStatus.READY)
+            if collection_id:
+                q = q.where(Document.collection_id == collection_id)
+            return s.scalar(q) or 0
+
+    def job_counts(self, job_ids: list[str] | None = None) -> dict[str, int]:
+        with self.sessions() as s:
+            q = select(IngestionJob.status, func.count()).group_by(IngestionJob.status)
+            if job_ids is not None:
+                q = q.where(IngestionJob.id.in_(job_ids))
+            return dict(s.execute(q).tuples().all())
+
+    def jobs(self, job_ids: list[str]) -> list[IngestionJob]:
+        with self.sessions() as s:
+            out: list[IngestionJob] = []
+            for i in range(0, len(job_ids), 500):
+                out.extend(
+                    s.scalars(
+                        select(IngestionJob)
+                        .options(joinedload(IngestionJob.document))
+                        .where(IngestionJob.id.in_(job_ids[i : i + 500]))
+                    )
+                )
+            return out
+
+    def unfinished_job_ids(self) -> list[str]:
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    select(IngestionJob.id).where(IngestionJob.status.in_(JobStatus.UNFINISHED))
+                )
+            )
+
+
+def too_large_reason(size: int, limit: int) -> str:
+    return (
+        f"file is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB "
+        "(raise LANTERN_INGESTION__MAX_FILE_MB to accept it)"
+    )

@@ -1,0 +1,277 @@
+"""SQLAlchemy implementation of ``ingestion.jobs.JobStore`` plus claiming and recovery."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import (
+    Chunk,
+    Document,
+    DocumentStatus,
+    IngestionJob,
+    JobStatus,
+    Page,
+    utcnow,
+)
+from ingestion.blobstore import BlobStore
+from ingestion.chunking import ChunkDraft
+from ingestion.jobs import JobCancelled, JobSpec
+from ingestion.parsers.base import ParsedDocument
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{threading.get_native_id()}"
+
+
+class SqlJobStore:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        blobs: BlobStore,
+        *,
+        max_attempts: int = 3,
+        lease_seconds: int = 120,
+    ) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+
+    # -- JobStore -------------------------------------------------------------------
+
+    def load(self, job_id: str) -> JobSpec:
+        with self.sessions() as s:
+            job = s.get(IngestionJob, job_id)
+            if job is None:
+                raise JobCancelled(job_id)
+            doc = job.document
+            return JobSpec(
+                job_id=job.id,
+                document_id=doc.id,
+                collection_id=doc.collection_id,
+                filename=doc.name,
+                sha256=doc.sha256,
+                attempt=job.attempts,
+                max_attempts=self.max_attempts,
+            )
+
+    def set_stage(self, job_id: str, stage: str, progress: float) -> None:
+        with self.sessions.begin() as s:
+            res = s.execute(
+                update(IngestionJob)
+                .where(IngestionJob.id == job_id, IngestionJob.status == JobStatus.RUNNING)
+                .values(stage=stage, progress=round(progress, 4), heartbeat_at=utcnow())
+            )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                raise JobCancelled(job_id)
+
+    def save_chunks(
+        self,
+        spec: JobSpec,
+        *,
+        mime: str,
+        parsed: ParsedDocument,
+        chunks: list[ChunkDraft],
+        chunk_ids: list[str],
+    ) -> None:
+        with self.sessions.begin() as s:
+            doc = s.get(Document, spec.document_id)
+            if doc is None:
+                raise JobCancelled(spec.job_id)
+            _drop_content(s, spec.document_id)
+            doc.mime = mime
+            doc.title = (parsed.title or "")[:512] or None
+            doc.paginated = parsed.paginated
+            doc.page_count = len(parsed.pages)
+            s.execute(
+                insert(Page),
+                [{"document_id": doc.id, "number": p.number, "text": p.text} for p in parsed.pages],
+            )
+            rows: list[dict[str, Any]] = [
+                {
+                    "id": cid,
+                    "document_id": doc.id,
+                    "ordinal": c.ordinal,
+                    "text": c.text,
+                    "page": c.page,
+                    "section_path": list(c.section_path),
+                    "char_start": c.char_start,
+                    "char_end": c.char_end,
+                    "token_count": c.token_count,
+                    "content_hash": c.content_hash,
+                }
+                for c, cid in zip(chunks, chunk_ids, strict=True)
+            ]
+            for i in range(0, len(rows), 1000):
+                s.execute(insert(Chunk), rows[i : i + 1000])
+
+    def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
+        with self.sessions.begin() as s:
+            doc = s.get(Document, spec.document_id, with_for_update=True)
+            job = s.get(IngestionJob, spec.job_id)
+            if doc is None or job is None or job.status != JobStatus.RUNNING:
+                raise JobCancelled(spec.job_id)
+            others = s.scalars(
+                select(Document).where(
+                    Document.collection_id == doc.collection_id,
+                    Document.name == doc.name,
+                    Document.id != doc.id,
+                )
+            ).all()
+            if any(o.version > doc.version and o.status == DocumentStatus.READY for o in others):
+                # A newer version finished first: this one is obsolete.
+                s.delete(doc)
+                raise JobCancelled(spec.job_id)
+            replaced = [o for o in others if o.version < doc.version]
+            doc.status = DocumentStatus.READY
+            doc.error = None
+            doc.chunk_count = (
+                s.scalar(select(func.count()).select_from(Chunk).where(Chunk.document_id == doc.id))
+                or 0
+            )
+            doc.timings = {k: round(v, 4) for k, v in timings.items()}
+            doc.indexed_at = utcnow()
+            job.status = JobStatus.SUCCEEDED
+            job.stage = "done"
+            job.progress = 1.0
+            job.error = None
+            job.timings = doc.timings
+            job.finished_at = utcnow()
+            shas = {o.sha256 for o in replaced}
+            for o in replaced:
+                s.delete(o)
+            replaced_ids = [o.id for o in replaced]
+        self._gc_blobs(shas)
+        return replaced_ids
+
+    def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> None:
+        with self.sessions.begin() as s:
+            doc = s.get(Document, spec.document_id)
+            job = s.get(IngestionJob, spec.job_id)
+            if doc is None or job is None:
+                return
+            _drop_content(s, doc.id)
+            if retry:
+                job.status, job.stage, doc.status = (
+                    JobStatus.QUEUED,
+                    "queued",
+                    DocumentStatus.QUEUED,
+                )
+                job.error = error
+            else:
+                job.status, job.error, job.finished_at = JobStatus.FAILED, error, utcnow()
+                doc.status, doc.error = DocumentStatus.FAILED, error
+                doc.chunk_count = 0
+
+    # -- claiming and recovery ----------------------------------------------------------
+
+    def claim_next(self) -> str | None:
+        """Atomically take the oldest queued job (safe across threads and processes)."""
+        with self.sessions.begin() as s:
+            q = (
+                select(IngestionJob.id)
+                .where(IngestionJob.status == JobStatus.QUEUED)
+                .order_by(IngestionJob.created_at, IngestionJob.id)
+                .limit(1)
+            )
+            if s.bind is not None and s.bind.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            job_id = s.scalar(q)
+            if job_id is None:
+                return None
+            now = utcnow()
+            res = s.execute(
+                update(IngestionJob)
+                .where(IngestionJob.id == job_id, IngestionJob.status == JobStatus.QUEUED)
+                .values(
+                    status=JobStatus.RUNNING,
+                    stage="starting",
+                    attempts=IngestionJob.attempts + 1,
+                    started_at=now,
+                    heartbeat_at=now,
+                    worker=worker_name(),
+                )
+            )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            s.execute(
+                update(Document)
+                .where(
+                    Document.id
+                    == select(IngestionJob.document_id)
+                    .where(IngestionJob.id == job_id)
+                    .scalar_subquery()
+                )
+                .values(status=DocumentStatus.PROCESSING)
+            )
+            return job_id
+
+    def recover(self, *, exclusive: bool) -> int:
+        """Requeue jobs whose worker died. With ``exclusive`` (this process holds the
+        data-dir worker lock) every running job is dead; otherwise only stale leases."""
+        cutoff = utcnow() - timedelta(seconds=self.lease_seconds)
+        with self.sessions.begin() as s:
+            q = select(IngestionJob).where(IngestionJob.status == JobStatus.RUNNING)
+            if not exclusive:
+                q = q.where(IngestionJob.heartbeat_at < cutoff)
+            jobs = s.scalars(q).all()
+            for job in jobs:
+                doc = job.document
+                _drop_content(s, doc.id)
+                if job.attempts >= self.max_attempts:
+                    reason = (
+                        f"the worker stopped {job.attempts} times while processing this file; "
+                        "giving up (it may be too large or malformed)"
+                    )
+                    job.status, job.error, job.finished_at = JobStatus.FAILED, reason, utcnow()
+                    doc.status, doc.error = DocumentStatus.FAILED, reason
+                else:
+                    job.status, job.stage = JobStatus.QUEUED, "queued"
+                    doc.status = DocumentStatus.QUEUED
+            if jobs:
+                log.warning("recovered %d interrupted ingestion job(s)", len(jobs))
+            return len(jobs)
+
+    def live_document_ids(self, *, include_processing: bool) -> set[str]:
+        statuses = [DocumentStatus.READY]
+        if include_processing:
+            statuses.append(DocumentStatus.PROCESSING)
+        with self.sessions() as s:
+            return set(s.scalars(select(Document.id).where(Document.status.in_(statuses))))
+
+    def gc_blobs(self, *, min_age_seconds: float = 3600) -> int:
+        """Delete blobs no document references (left by a crash between write and commit).
+        Recent blobs are kept: an upload may be between its write and its commit."""
+        with self.sessions() as s:
+            referenced = set(s.scalars(select(Document.sha256)))
+        removed = 0
+        now = time.time()
+        for sha in list(self.blobs):
+            if sha not in referenced and now - self.blobs.mtime(sha) >= min_age_seconds:
+                self.blobs.delete(sha)
+                removed += 1
+        self.blobs.remove_temp_files()
+        return removed
+
+    def _gc_blobs(self, shas: set[str]) -> None:
+        if not shas:
+            return
+        with self.sessions() as s:
+            still = set(s.scalars(select(Document.sha256).where(Document.sha256.in_(shas))))
+        for sha in shas - still:
+            self.blobs.delete(sha)
+
+
+def _drop_content(s: Session, document_id: str) -> None:
+    s.execute(delete(Chunk).where(Chunk.document_id == document_id))
+    s.execute(delete(Page).where(Page.document_id == document_id))

@@ -1,0 +1,90 @@
+"""Rebuild the vector index from the database (after a model change or index damage)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Chunk, Document, DocumentStatus
+from ingestion.chunking import ChunkDraft
+from retrieval.embedders.base import Embedder
+from retrieval.vectorstores.base import VectorRecord, VectorStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+
+
+def rebuild_index(
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    directory: Path,
+    open_store: Callable[[Path], VectorStore],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Re-embed every chunk of every ready document into a fresh index built beside
+    ``directory``, then swap it in. Search keeps working on the old index until the
+    swap; a crash mid-way leaves the old index untouched. Returns the vector count."""
+    staging = directory.with_name(directory.name + ".rebuild")
+    shutil.rmtree(staging, ignore_errors=True)
+    store = open_store(staging)
+    with sessions() as s:
+        q = (
+            select(Chunk, Document.collection_id, Document.title)
+            .join(Document, Chunk.document_id == Document.id)
+            .where(Document.status == DocumentStatus.READY)
+            .order_by(Chunk.document_id, Chunk.ordinal)
+        )
+        total = len(
+            s.scalars(
+                select(Chunk.id).join(Document).where(Document.status == DocumentStatus.READY)
+            ).all()
+        )
+        done = 0
+        batch: list[tuple[Chunk, str, str | None]] = []
+        for row in s.execute(q).yield_per(BATCH):
+            batch.append(tuple(row))  # type: ignore[arg-type]
+            if len(batch) == BATCH:
+                done += _flush_batch(store, embedder, batch)
+                batch = []
+                if progress:
+                    progress(done, total)
+        if batch:
+            done += _flush_batch(store, embedder, batch)
+    store.flush()
+    store.close()
+    if progress:
+        progress(done, total)
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    staging.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+    log.info("reindexed %d chunks with %s", done, embedder.model_name)
+    return done
+
+
+def _flush_batch(
+    store: VectorStore, embedder: Embedder, batch: list[tuple[Chunk, str, str | None]]
+) -> int:
+    texts = [
+        ChunkDraft(
+            c.ordinal, c.text, c.page, tuple(c.section_path or ()), c.char_start, c.char_end, 0
+        ).embedding_text(title)
+        for c, _, title in batch
+    ]
+    vecs = embedder.embed_documents(texts)
+    store.upsert(
+        [
+            VectorRecord(c.id, c.document_id, collection_id, vecs[i])
+            for i, (c, collection_id, _) in enumerate(batch)
+        ]
+    )
+    return len(batch)

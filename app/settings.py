@@ -1,0 +1,133 @@
+"""Lantern settings: one ``Settings`` object, env prefix ``LANTERN_``, nested with ``__``.
+
+``LANTERN_DATA_DIR=/srv/lantern`` moves everything (SQLite file, indexes, blobs);
+``LANTERN_DATABASE__URL=postgresql+psycopg://...`` switches to PostgreSQL.
+Nothing is read at import time: entry points call ``get_settings()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Empty means a SQLite file `lantern.db` in the data dir; "
+        "use `postgresql+psycopg://user@host/db` at scale.",
+    )
+    echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = Field(
+        default="BAAI/bge-small-en-v1.5",
+        description="sentence-transformers model: a hub id (loaded from the HF cache or "
+        "downloaded) or a local directory. Falls back to the bundled all-MiniLM-L6-v2, "
+        "with a warning, when it cannot be loaded.",
+    )
+    allow_download: bool = Field(
+        default=True,
+        description="Try downloading the model from the hub when it is not cached. "
+        "Ignored when HF_HUB_OFFLINE=1.",
+    )
+    fallback: bool = Field(
+        default=True,
+        description="Use the bundled all-MiniLM-L6-v2 when the configured model cannot load. "
+        "When false, a missing model is a start-up error.",
+    )
+    query_instruction: str | None = Field(
+        default=None,
+        description="Prefix for queries (bge's retrieval instruction). Empty picks the right "
+        "one for known bge models and none otherwise.",
+    )
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per encode batch.")
+    device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1, mps.")
+
+
+class ChunkingSettings(BaseModel):
+    max_tokens: int = Field(
+        default=256,
+        ge=32,
+        le=8192,
+        description="Chunk size in embedding-model tokens (capped at the model's limit).",
+    )
+    overlap_tokens: int = Field(
+        default=32, ge=0, le=1024, description="Tokens repeated between neighbouring chunks."
+    )
+
+
+class VectorStoreSettings(BaseModel):
+    kind: Literal["faiss", "milvus"] = Field(
+        default="faiss", description="faiss (files in the data dir) or milvus (scale-out)."
+    )
+
+
+class IngestionSettings(BaseModel):
+    workers: int = Field(default=2, ge=1, le=64, description="In-process ingestion threads.")
+    max_file_mb: int = Field(default=100, ge=1, description="Largest accepted upload, in MB.")
+    max_unzipped_mb: int = Field(
+        default=512,
+        ge=1,
+        description="Largest total uncompressed size of a DOCX/PPTX; guards against zip bombs.",
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts for a job that fails with a transient error."
+    )
+    lease_seconds: int = Field(
+        default=120,
+        ge=5,
+        description="A running job whose worker has not reported for this long is resumed "
+        "by another worker.",
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting Lantern reads. See the configuration table in the README."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LANTERN_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    env: Literal["dev", "test", "prod"] = Field(
+        default="dev", description="dev/test allow default secrets; prod refuses them."
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Holds the SQLite file, vector indexes and uploaded blobs.",
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunking.overlap_tokens >= self.chunking.max_tokens:
+            raise ValueError("chunking.overlap_tokens must be smaller than chunking.max_tokens")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data_dir / 'lantern.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (and ``.env``), with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

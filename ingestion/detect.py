@@ -1,0 +1,175 @@
+"""Decide what an upload really is, from its content first and its name second.
+
+A PDF named ``.docx`` is a PDF; a PNG named ``.md`` is refused as an image;
+an Excel workbook or a legacy OLE2 ``.doc`` gets a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from ingestion.errors import EmptyDocument, ParseError, UnsupportedFormat
+from ingestion.parsers._decode import bom_encoding
+
+PDF_MIME = "application/pdf"
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+HTML_MIME = "text/html"
+MARKDOWN_MIME = "text/markdown"
+TEXT_MIME = "text/plain"
+
+EXTENSIONS: dict[str, str] = {
+    PDF_MIME: ".pdf",
+    DOCX_MIME: ".docx",
+    PPTX_MIME: ".pptx",
+    HTML_MIME: ".html",
+    MARKDOWN_MIME: ".md",
+    TEXT_MIME: ".txt",
+}
+
+MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdown"})
+HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
+_TEXT_EXTENSIONS = MARKDOWN_EXTENSIONS | HTML_EXTENSIONS | {".txt", ".text", ".csv", ".log"}
+
+_SNIFF_BYTES = 8192
+_MAX_CONTROL_RATIO = 0.05
+# Control bytes that plain text legitimately contains: \t \n \v \f \r and ESC (ANSI colours).
+_TEXT_CONTROLS = frozenset(b"\t\n\x0b\x0c\r\x1b")
+
+_MAGICS: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"GIF87a", "a GIF image"),
+    (0, b"GIF89a", "a GIF image"),
+    (0, b"II*\x00", "a TIFF image"),
+    (0, b"MM\x00*", "a TIFF image"),
+    (0, b"\x1f\x8b", "a gzip archive"),
+    (0, b"BZh", "a bzip2 archive"),
+    (0, b"\xfd7zXZ\x00", "an xz archive"),
+    (0, b"(\xb5/\xfd", "a zstd archive"),
+    (0, b"7z\xbc\xaf'\x1c", "a 7-Zip archive"),
+    (0, b"Rar!\x1a\x07", "a RAR archive"),
+    (0, b"\x7fELF", "an executable (ELF)"),
+    (0, b"MZ", "a Windows executable"),
+    (0, b"\xca\xfe\xba\xbe", "a Java class or Mach-O binary"),
+    (0, b"\xcf\xfa\xed\xfe", "a Mach-O executable"),
+    (0, b"\x00asm", "a WebAssembly module"),
+    (0, b"SQLite format 3\x00", "an SQLite database"),
+    (0, b"OggS", "an Ogg audio/video file"),
+    (0, b"ID3", "an MP3 audio file"),
+    (0, b"fLaC", "a FLAC audio file"),
+    (0, b"RIFF", "a RIFF media file (WAV/AVI/WebP)"),
+    (4, b"ftyp", "an MP4/QuickTime media file"),
+    (0, b"\x1aE\xdf\xa3", "a Matroska/WebM video"),
+)
+
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_HTML_START = re.compile(
+    rb"^(?:\s|<\?xml[^>]*>|<!--.*?-->)*<(?:!doctype\s+html|html[\s>])", re.IGNORECASE | re.DOTALL
+)
+_ANY_TAG = re.compile(rb"<(?:[a-zA-Z][a-zA-Z0-9]*[\s/>]|!--|!doctype)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DetectedType:
+    """The MIME type Lantern will parse an upload as, and that type's usual extension
+    (``".pdf"``; not necessarily the uploaded file's own extension)."""
+
+    mime: str
+    extension: str
+
+
+def detect_type(data: bytes, filename: str) -> DetectedType:
+    """Detect the format of ``data``; raise ``UnsupportedFormat``/``EmptyDocument``
+    (or ``ParseError`` for a damaged zip of unknown kind) with a reason an admin can act on."""
+    if not data:
+        raise EmptyDocument("file is empty")
+    suffix = PurePath(filename).suffix.lower()
+    if b"%PDF-" in data[:1024]:
+        return _found(PDF_MIME)
+    if data.startswith(_ZIP_MAGICS):
+        return _found(_zip_kind(data, filename, suffix))
+    if data.startswith(_OLE2_MAGIC):
+        raise UnsupportedFormat(
+            f"{filename}: legacy .doc/.ppt/.xls (OLE2) files are not supported; save as .docx/.pptx"
+        )
+    if data.lstrip()[:5] == b"{\\rtf":
+        raise UnsupportedFormat(
+            f"{filename} is an RTF document, which is not supported; save as .docx"
+        )
+    if not _looks_like_text(data[:_SNIFF_BYTES]):
+        # Name the format when a magic number says what it is; ASCII-ish magics
+        # ("MZ", "ID3") only count on binary content.
+        for offset, magic, what in _MAGICS:
+            if data[offset : offset + len(magic)] == magic:
+                raise UnsupportedFormat(f"{filename} looks like {what}, which Lantern cannot read")
+        hint = (
+            f" (its {suffix} extension does not match its content)"
+            if suffix in _TEXT_EXTENSIONS
+            else ""
+        )
+        raise UnsupportedFormat(f"{filename} looks like binary data, not text{hint}")
+    return _found(_text_kind(data, suffix))
+
+
+def _found(mime: str) -> DetectedType:
+    return DetectedType(mime, EXTENSIONS[mime])
+
+
+def _zip_kind(data: bytes, filename: str, suffix: str) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:
+        # A damaged DOCX/PPTX: let its parser report it as a corrupt file of that type.
+        if suffix == ".docx":
+            return DOCX_MIME
+        if suffix == ".pptx":
+            return PPTX_MIME
+        raise ParseError(f"{filename} looks like a zip archive but it is damaged: {e}") from e
+    if "word/document.xml" in names:
+        return DOCX_MIME
+    if "ppt/presentation.xml" in names:
+        return PPTX_MIME
+    if any(name.startswith("xl/") for name in names):
+        raise UnsupportedFormat("Excel workbooks are not supported yet")
+    if "mimetype" in names and any(n.startswith("META-INF/") for n in names):
+        raise UnsupportedFormat(
+            f"{filename} is an OpenDocument or EPUB file, which is not supported; "
+            "save it as .docx or .pdf"
+        )
+    raise UnsupportedFormat(
+        f"{filename} is a zip archive, not a document; upload the files inside it instead"
+    )
+
+
+def _looks_like_text(sample: bytes) -> bool:
+    if bom_encoding(sample) is not None:
+        return True  # UTF-16/32 text is full of NUL bytes
+    if b"\x00" in sample:
+        return False
+    controls = sum(
+        1 for byte in sample if (byte < 0x20 or byte == 0x7F) and byte not in _TEXT_CONTROLS
+    )
+    return controls <= _MAX_CONTROL_RATIO * len(sample)
+
+
+def _text_kind(data: bytes, suffix: str) -> str:
+    head = data[:_SNIFF_BYTES]
+    bom = bom_encoding(head)
+    if bom is not None:
+        # Sniff the markup on an ASCII-compatible view of UTF-16/32 text.
+        encoding, skip = bom
+        head = head[skip:].decode(encoding, errors="ignore").encode("utf-8")
+    if _HTML_START.match(head):
+        return HTML_MIME
+    if suffix in HTML_EXTENSIONS and _ANY_TAG.search(head):
+        return HTML_MIME
+    if suffix in MARKDOWN_EXTENSIONS:
+        return MARKDOWN_MIME
+    return TEXT_MIME

@@ -1,0 +1,139 @@
+"""Running one ingestion job: prepare, persist, index, publish, clean up on failure.
+
+Storage of jobs and documents is behind ``JobStore`` (implemented by ``app`` on
+SQLAlchemy), so this module knows no database. The order of writes makes a
+crash at any point recoverable: chunks are saved while the document is still
+``processing`` (invisible), vectors are written and flushed, and only then one
+transaction marks the document ready and removes the version it replaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from ingestion.blobstore import BlobStore
+from ingestion.chunking import ChunkDraft, chunk_id
+from ingestion.errors import IngestionError
+from ingestion.parsers.base import ParsedDocument
+from ingestion.pipeline import STAGE_SPAN, IngestionPipeline
+from retrieval.vectorstores.base import VectorRecord, VectorStore
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """The document was deleted (or the job cancelled) while the job ran."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    document_id: str
+    collection_id: str
+    filename: str
+    sha256: str
+    attempt: int
+    max_attempts: int
+
+
+class JobStore(Protocol):
+    def load(self, job_id: str) -> JobSpec: ...
+
+    def set_stage(self, job_id: str, stage: str, progress: float) -> None:
+        """Record stage and progress (and a heartbeat); raise JobCancelled if cancelled."""
+
+    def save_chunks(
+        self,
+        spec: JobSpec,
+        *,
+        mime: str,
+        parsed: ParsedDocument,
+        chunks: list[ChunkDraft],
+        chunk_ids: list[str],
+    ) -> None:
+        """Store pages and chunks; the document stays invisible to search."""
+
+    def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
+        """Publish the document atomically; return ids of replaced versions (now deleted)."""
+
+    def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> None:
+        """Fail the attempt (requeue it when ``retry``), dropping its chunks and pages."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        pipeline: IngestionPipeline,
+        vectors: VectorStore,
+        blobs: BlobStore,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.vectors = vectors
+        self.blobs = blobs
+
+    def run(self, job_id: str) -> None:
+        spec = self.store.load(job_id)
+        started = time.perf_counter()
+        try:
+            self._run(spec)
+        except JobCancelled:
+            log.info("job %s cancelled; removing its vectors", job_id)
+            self._drop_vectors(spec.document_id)
+        except IngestionError as e:
+            log.info("job %s failed: %s", job_id, e)
+            self._drop_vectors(spec.document_id)
+            self.store.mark_failed(spec, error=str(e), retry=False)
+        except Exception as e:
+            retry = spec.attempt < spec.max_attempts
+            log.exception("job %s crashed (attempt %d, retry=%s)", job_id, spec.attempt, retry)
+            self._drop_vectors(spec.document_id)
+            self.store.mark_failed(
+                spec, error=f"internal error: {type(e).__name__}: {e}", retry=retry
+            )
+        else:
+            log.info("job %s done in %.2fs", job_id, time.perf_counter() - started)
+
+    def _run(self, spec: JobSpec) -> None:
+        data = self.blobs.get(spec.sha256)
+
+        def progress(stage: str, fraction: float) -> None:
+            self.store.set_stage(spec.job_id, stage, fraction)
+
+        prepared = self.pipeline.prepare(data, filename=spec.filename, progress=progress)
+        timings = prepared.timings
+
+        progress("index", STAGE_SPAN["index"][0])
+        t = time.perf_counter()
+        ids = [chunk_id(spec.document_id, c.ordinal, c.content_hash) for c in prepared.chunks]
+        self.store.save_chunks(
+            spec, mime=prepared.mime, parsed=prepared.parsed, chunks=prepared.chunks, chunk_ids=ids
+        )
+        # A crashed earlier attempt may have left vectors behind.
+        self.vectors.delete_documents([spec.document_id])
+        self.vectors.upsert(
+            [
+                VectorRecord(cid, spec.document_id, spec.collection_id, prepared.vectors[i])
+                for i, cid in enumerate(ids)
+            ]
+        )
+        self.vectors.flush()
+        timings["index"] = time.perf_counter() - t
+        try:
+            replaced = self.store.mark_ready(spec, timings=timings)
+        except JobCancelled:
+            raise
+        if replaced:
+            self._drop_vectors(*replaced)
+
+    def _drop_vectors(self, *document_ids: str) -> None:
+        try:
+            if self.vectors.delete_documents(document_ids):
+                self.vectors.flush()
+        except Exception:
+            # Left for the start-up reconciliation, which removes orphan vectors.
+            log.exception("could not remove vectors of %s", document_ids)

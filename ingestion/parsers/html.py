@@ -1,0 +1,176 @@
+"""HTML parser on selectolax (lexbor). Page chrome (scripts, styles, navigation,
+site header/footer) is dropped; h1-h6 build the section path; paragraphs, lists,
+``pre`` code, tables, blockquotes and bare text inside containers become blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from ingestion.detect import HTML_MIME
+from ingestion.errors import EmptyDocument
+from ingestion.parsers._blocks import (
+    DocumentBuilder,
+    HeadingTrail,
+    ListItem,
+    format_list,
+    format_table,
+    one_line,
+)
+from ingestion.parsers._decode import decode_text
+from ingestion.parsers.base import ParsedDocument
+
+logger = logging.getLogger(__name__)
+
+_DROP = (
+    "script", "style", "nav", "noscript", "template", "svg", "iframe", "canvas", "object",
+    "head",
+)  # fmt: skip
+_CHROME = ("header", "footer")  # dropped unless inside the article itself
+_CONTAINERS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "body", "center", "dd", "details",
+        "dialog", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form",
+        "header", "hgroup", "main", "section", "summary",
+    }
+)  # fmt: skip
+_HEADINGS = {f"h{n}": n for n in range(1, 7)}
+_LISTS = frozenset({"ul", "ol", "menu"})
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_SPACES = re.compile(r"[ \t\r\n\f]+")
+
+
+class HtmlParser:
+    """Parses HTML pages into one page of readable text."""
+
+    mime_types: tuple[str, ...] = (HTML_MIME,)
+
+    def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
+        if not data:
+            raise EmptyDocument(f"{filename} is empty")
+        match = _META_CHARSET.search(data[:4096])
+        text = decode_text(data, declared=match.group(1).decode("ascii") if match else None)
+        tree = LexborHTMLParser(text)
+        title_node = tree.css_first("title")
+        title = title_node.text(deep=True) if title_node is not None else None
+        _drop_chrome(tree)
+        builder = DocumentBuilder()
+        body = tree.body
+        if body is not None:
+            _Walker(builder).container(body)
+        if not builder.has_text:
+            raise EmptyDocument(f"{filename}: the HTML page has no visible text")
+        return builder.build(mime=HTML_MIME, paginated=False, title=title)
+
+
+def _drop_chrome(tree: LexborHTMLParser) -> None:
+    doomed = list(tree.css(", ".join(_DROP)))
+    for node in tree.css(", ".join(_CHROME)):
+        if not _has_ancestor(node, lambda n: n.tag in ("article", "main")):
+            doomed.append(node)
+    ids = {node.mem_id for node in doomed}
+    # Decompose outermost nodes only: a node inside a decomposed one is already gone.
+    for node in doomed:
+        if not _has_ancestor(node, lambda n: n.mem_id in ids):
+            node.decompose()
+
+
+def _has_ancestor(node: LexborNode, test: Callable[[LexborNode], bool]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if test(parent):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _inline_text(node: LexborNode) -> str:
+    """Text of an inline run; ``<br>`` becomes a line break, other whitespace collapses."""
+    if node.tag == "-text":
+        return _SPACES.sub(" ", node.text_content or "")
+    if node.tag == "br":
+        return "\n"
+    if node.tag in ("img", "-comment"):
+        return ""
+    return "".join(_inline_text(child) for child in node.iter(include_text=True))
+
+
+def _tidy(text: str) -> str:
+    return "\n".join(line.strip() for line in text.split("\n"))
+
+
+class _Walker:
+    def __init__(self, builder: DocumentBuilder) -> None:
+        self.builder = builder
+        self.trail = HeadingTrail()
+
+    def container(self, node: LexborNode) -> None:
+        """Visit a block container: inline runs between child blocks become text blocks."""
+        run: list[str] = []
+        for child in node.iter(include_text=True):
+            tag = child.tag or ""
+            if tag in _CONTAINERS or tag in _HEADINGS or tag in _LISTS or tag in (
+                "p", "pre", "table", "li", "hr", "dl"
+            ):  # fmt: skip
+                self._text("".join(run))
+                run = []
+                self.block(child)
+            else:
+                run.append(_inline_text(child))
+        self._text("".join(run))
+
+    def block(self, node: LexborNode) -> None:
+        tag = node.tag or ""
+        if tag in _HEADINGS:
+            text = one_line(_inline_text(node))
+            if text:
+                self.builder.add("heading", text, self.trail.enter(_HEADINGS[tag], text))
+        elif tag == "p":
+            self._text(_inline_text(node))
+        elif tag in _LISTS or tag == "li":
+            items: list[ListItem] = []
+            self._list_items(node, 0, items)
+            self.builder.add("list", format_list(items), self.trail.path)
+        elif tag == "pre":
+            self.builder.add("code", node.text(deep=True), self.trail.path)
+        elif tag == "table":
+            self.builder.add("table", format_table(self._rows(node)), self.trail.path)
+        elif tag != "hr":
+            self.container(node)
+
+    def _text(self, text: str) -> None:
+        self.builder.add("text", _tidy(text), self.trail.path)
+
+    def _list_items(self, node: LexborNode, level: int, items: list[ListItem]) -> None:
+        if node.tag == "li":
+            self._item(node, level, False, items)
+            return
+        ordered = node.tag == "ol"
+        for child in node.iter():
+            if child.tag == "li":
+                self._item(child, level, ordered, items)
+            elif child.tag in _LISTS:
+                self._list_items(child, level + 1, items)
+
+    def _item(self, li: LexborNode, level: int, ordered: bool, items: list[ListItem]) -> None:
+        own: list[str] = []
+        nested: list[LexborNode] = []
+        for child in li.iter(include_text=True):
+            if child.tag in _LISTS:
+                nested.append(child)
+            else:
+                own.append(_inline_text(child))
+        items.append(ListItem("".join(own), level, ordered))
+        for sub in nested:
+            self._list_items(sub, level + 1, items)
+
+    def _rows(self, table: LexborNode) -> list[list[str]]:
+        rows = []
+        for tr in table.css("tr"):
+            cells = [_inline_text(c) for c in tr.iter() if c.tag in ("th", "td")]
+            rows.append(cells)
+        return rows

@@ -1,0 +1,60 @@
+"""Guards run on untrusted uploads before a format library touches them.
+
+``check_zip`` reads only the zip central directory: it never decompresses
+anything, so a zip bomb is refused in microseconds. Python's ``zipfile`` (used
+by python-docx and python-pptx) never inflates a member past the size its
+directory entry declares, so the declared sizes are a real upper bound.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from ingestion.errors import FileTooLarge, ParseError
+
+_MB = 1024 * 1024
+
+
+def check_zip(
+    data: bytes,
+    *,
+    max_uncompressed: int,
+    max_ratio: float = 100.0,
+    max_members: int = 10000,
+    ratio_floor: int = 16 * _MB,
+) -> None:
+    """Refuse a zip that would expand past ``max_uncompressed`` bytes, has more
+    than ``max_members`` entries, or expands more than ``max_ratio`` times its
+    own size (only once it expands past ``ratio_floor``, so a small but very
+    compressible document is still accepted).
+
+    Raises ``FileTooLarge`` for a likely bomb and ``ParseError`` when ``data``
+    is not a readable zip archive at all.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:
+        raise ParseError(f"the zip archive is damaged or truncated ({e})") from e
+    if len(members) > max_members:
+        raise FileTooLarge(
+            f"the archive has {len(members)} entries (limit {max_members}); "
+            "refusing a possible zip bomb"
+        )
+    total = sum(member.file_size for member in members)
+    if total > max_uncompressed:
+        raise FileTooLarge(
+            f"the archive expands to {_mb(total)} MB (limit {_mb(max_uncompressed)} MB); "
+            "refusing a possible zip bomb"
+        )
+    ratio = total / max(len(data), 1)
+    if total > ratio_floor and ratio > max_ratio:
+        raise FileTooLarge(
+            f"the archive expands to {_mb(total)} MB from {_mb(len(data))} MB "
+            f"(ratio {ratio:.0f}, limit {max_ratio:.0f}); refusing a possible zip bomb"
+        )
+
+
+def _mb(size: int) -> str:
+    return f"{size / _MB:.1f}".removesuffix(".0")

@@ -1,0 +1,78 @@
+"""In-process worker pool: threads that claim queued jobs and run them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class WorkerPool:
+    """``claim()`` returns the id of a job it has atomically taken, or None;
+    ``run(job_id)`` executes it and must not raise."""
+
+    def __init__(
+        self,
+        claim: Callable[[], str | None],
+        run: Callable[[str], None],
+        *,
+        threads: int = 2,
+        poll_seconds: float = 1.0,
+        name: str = "lantern-ingest",
+    ) -> None:
+        self._claim = claim
+        self._run = run
+        self._n = threads
+        self._poll = poll_seconds
+        self._name = name
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        for i in range(self._n):
+            t = threading.Thread(target=self._loop, name=f"{self._name}-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def wake(self) -> None:
+        """Tell idle workers that new jobs are queued."""
+        self._wake.set()
+
+    @property
+    def busy(self) -> int:
+        with self._lock:
+            return self._busy
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the running jobs, then stop."""
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job_id = self._claim()
+            except Exception:
+                log.exception("claiming a job failed; retrying")
+                job_id = None
+            if job_id is None:
+                self._wake.wait(self._poll)
+                self._wake.clear()
+                continue
+            with self._lock:
+                self._busy += 1
+            try:
+                self._run(job_id)
+            except Exception:
+                log.exception("job %s escaped its runner", job_id)
+            finally:
+                with self._lock:
+                    self._busy -= 1

@@ -1,0 +1,180 @@
+"""On-disk helpers for file-backed indexes: manifest, shard table, atomic writes.
+
+``manifest.json`` records which embedding model (and dimension) built an index, so
+an index is never queried with vectors from another model. ``shards.json`` is the
+commit point of a sharded index: it names the one file per shard that is current.
+Writes go to a temp file in the same directory, are fsynced and then renamed over
+the target, so a reader sees either the old file or the new one, never a torn write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from retrieval.errors import IndexMismatchError, VectorStoreError
+from retrieval.vectorstores.base import IndexManifest
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+SHARDS_NAME = "shards.json"
+TEMP_PREFIX = ".tmp-"
+REINDEX_HINT = "run `lantern reindex` to rebuild it"
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make renames inside ``directory`` durable (no-op where the OS cannot)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(directory, flags)
+    except OSError:  # e.g. Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` all-or-nothing: temp file in the same dir, fsync, ``os.replace``.
+
+    On any failure the temp file is removed (best effort) and ``path`` is untouched.
+    """
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_directory(path.parent)
+
+
+def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
+    data = json.dumps(payload, indent=2, sort_keys=True).encode("utf-8")
+
+    def write(fh: IO[bytes]) -> None:
+        fh.write(data)
+
+    atomic_write(path, write)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object; a missing or unreadable file is a ``VectorStoreError``."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VectorStoreError(f"cannot read {path}: {e}; {REINDEX_HINT}") from e
+    if not isinstance(payload, dict):
+        raise VectorStoreError(f"{path} is not a JSON object; {REINDEX_HINT}")
+    return payload
+
+
+def read_manifest(directory: Path) -> IndexManifest | None:
+    """The manifest in ``directory``, or ``None`` when there is none yet."""
+    path = directory / MANIFEST_NAME
+    if not path.exists():
+        return None
+    payload = read_json(path)
+    try:
+        return IndexManifest(
+            embedding_model=str(payload["embedding_model"]),
+            dimension=int(payload["dimension"]),
+            backend=str(payload["backend"]),
+            format_version=int(payload["format_version"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise VectorStoreError(f"{path} is malformed ({e!r}); {REINDEX_HINT}") from e
+
+
+def write_manifest(directory: Path, manifest: IndexManifest) -> None:
+    atomic_write_json(
+        directory / MANIFEST_NAME,
+        {
+            "embedding_model": manifest.embedding_model,
+            "dimension": manifest.dimension,
+            "backend": manifest.backend,
+            "format_version": manifest.format_version,
+        },
+    )
+
+
+def check_manifest(found: IndexManifest, expected: IndexManifest, directory: Path) -> None:
+    """Refuse an index built with another model, dimension, backend or a newer format."""
+    if (found.embedding_model, found.dimension) != (expected.embedding_model, expected.dimension):
+        raise IndexMismatchError(
+            f"index at {directory} was built with {found.embedding_model!r} "
+            f"({found.dimension}-d) but the configured embedding model is "
+            f"{expected.embedding_model!r} ({expected.dimension}-d); {REINDEX_HINT}"
+        )
+    if found.backend != expected.backend:
+        raise IndexMismatchError(
+            f"index at {directory} was written by the {found.backend!r} backend, "
+            f"not {expected.backend!r}; {REINDEX_HINT}"
+        )
+    if found.format_version > expected.format_version:
+        raise IndexMismatchError(
+            f"index at {directory} has format version {found.format_version}, newer than "
+            f"this Lantern understands ({expected.format_version}); upgrade Lantern or "
+            f"{REINDEX_HINT}"
+        )
+
+
+@dataclass(frozen=True)
+class ShardTable:
+    """The committed shards: shard key -> (file name, vector count), and a generation
+    counter that makes every flush's file names new."""
+
+    generation: int = 0
+    shards: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def read_shard_table(directory: Path) -> ShardTable:
+    """The committed shard table; an empty one when nothing was flushed yet."""
+    path = directory / SHARDS_NAME
+    if not path.exists():
+        return ShardTable()
+    state = read_json(path)
+    try:
+        shards = {str(k): (str(v["file"]), int(v["count"])) for k, v in state["shards"].items()}
+        return ShardTable(generation=int(state["generation"]), shards=shards)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise VectorStoreError(f"{path} is malformed ({e!r}); {REINDEX_HINT}") from e
+
+
+def write_shard_table(directory: Path, table: ShardTable, *, format_version: int) -> None:
+    """Commit ``table`` with one atomic rename: the single point a flush takes effect."""
+    atomic_write_json(
+        directory / SHARDS_NAME,
+        {
+            "format_version": format_version,
+            "generation": table.generation,
+            "shards": {k: {"file": f, "count": n} for k, (f, n) in table.shards.items()},
+        },
+    )
+
+
+def remove_stale_files(directory: Path, *, prefix: str, keep: set[str]) -> None:
+    """Delete ``prefix*`` files not in ``keep`` and temp files left by a crashed write."""
+    for path in directory.iterdir():
+        stale = path.name.startswith((prefix, TEMP_PREFIX)) and path.name not in keep
+        if stale and path.is_file():
+            try:
+                path.unlink()
+            except OSError as e:  # harmless: the next flush tries again
+                logger.warning("could not remove stale index file %s: %s", path, e)

@@ -1,0 +1,120 @@
+"""Format detection: content decides, the file name only breaks ties."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from ingestion.detect import (
+    DOCX_MIME,
+    HTML_MIME,
+    MARKDOWN_MIME,
+    PDF_MIME,
+    PPTX_MIME,
+    TEXT_MIME,
+    DetectedType,
+    detect_type,
+)
+from ingestion.errors import EmptyDocument, ParseError, UnsupportedFormat
+from tests.fixtures import docs
+
+
+def _zip(names: list[str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name in names:
+            archive.writestr(name, "<x/>")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "expected"),
+    [
+        (docs.make_pdf(["Hello"]), "report.pdf", DetectedType(PDF_MIME, ".pdf")),
+        (docs.make_docx(["Hello"]), "memo.docx", DetectedType(DOCX_MIME, ".docx")),
+        (docs.make_pptx([{"title": "Hi"}]), "deck.pptx", DetectedType(PPTX_MIME, ".pptx")),
+        (docs.make_html("<p>Hi</p>"), "page.html", DetectedType(HTML_MIME, ".html")),
+        (b"# Title\n\nBody", "notes.md", DetectedType(MARKDOWN_MIME, ".md")),
+        (b"# Title\n\nBody", "notes.markdown", DetectedType(MARKDOWN_MIME, ".md")),
+        (b"Just some words.\n", "readme.txt", DetectedType(TEXT_MIME, ".txt")),
+        (b"Just some words.\n", "README", DetectedType(TEXT_MIME, ".txt")),
+    ],
+)
+def test_detects_supported_formats(data: bytes, filename: str, expected: DetectedType) -> None:
+    assert detect_type(data, filename) == expected
+
+
+def test_content_wins_over_a_misleading_extension() -> None:
+    assert detect_type(docs.make_pdf(["Hello"]), "contract.docx").mime == PDF_MIME
+    assert detect_type(docs.make_docx(["Hello"]), "memo.pdf").mime == DOCX_MIME
+    assert detect_type(docs.make_html("<p>Hi</p>"), "page.md").mime == HTML_MIME
+
+
+def test_html_by_extension_needs_tags() -> None:
+    assert detect_type(b"<p>Fragment without doctype</p>", "frag.htm").mime == HTML_MIME
+    assert detect_type(b"no markup here at all", "frag.htm").mime == TEXT_MIME
+
+
+def test_html_doctype_after_bom_and_whitespace() -> None:
+    data = b"\xef\xbb\xbf\n  <!DOCTYPE html><html><body>x</body></html>"
+    assert detect_type(data, "download").mime == HTML_MIME
+
+
+def test_utf16_text_is_text_despite_nul_bytes() -> None:
+    data = "Plain text in UTF-16, 中文".encode("utf-16")
+    assert detect_type(data, "notes.txt").mime == TEXT_MIME
+
+
+def test_empty_file() -> None:
+    with pytest.raises(EmptyDocument, match="file is empty"):
+        detect_type(b"", "empty.pdf")
+
+
+def test_legacy_ole2_is_refused_with_advice() -> None:
+    with pytest.raises(UnsupportedFormat, match=r"legacy .*OLE2.*save as \.docx/\.pptx"):
+        detect_type(docs.ole2_doc(), "old.doc")
+
+
+def test_excel_workbook_is_refused() -> None:
+    data = _zip(["[Content_Types].xml", "xl/workbook.xml"])
+    with pytest.raises(UnsupportedFormat, match="Excel workbooks are not supported yet"):
+        detect_type(data, "budget.xlsx")
+
+
+def test_plain_zip_is_refused() -> None:
+    with pytest.raises(UnsupportedFormat, match="zip archive"):
+        detect_type(_zip(["a.txt", "b.txt"]), "bundle.zip")
+
+
+def test_damaged_docx_goes_to_the_docx_parser() -> None:
+    assert detect_type(docs.corrupt_docx(), "memo.docx").mime == DOCX_MIME
+
+
+def test_damaged_zip_without_a_known_extension() -> None:
+    with pytest.raises(ParseError, match="damaged"):
+        detect_type(docs.corrupt_docx(), "archive.bin")
+
+
+def test_binary_named_md_is_refused() -> None:
+    with pytest.raises(UnsupportedFormat) as err:
+        detect_type(docs.binary_named_md(), "notes.md")
+    assert str(err.value) == (
+        "notes.md looks like binary data, not text (its .md extension does not match its content)"
+    )
+
+
+def test_known_binary_is_named() -> None:
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)
+    with pytest.raises(UnsupportedFormat, match="notes.md looks like a PNG image"):
+        detect_type(png, "notes.md")
+
+
+def test_text_that_starts_like_a_magic_number_is_still_text() -> None:
+    assert detect_type(b"MZ stands for Mark Zbikowski.\n", "trivia.txt").mime == TEXT_MIME
+
+
+def test_undecodable_text_is_left_to_the_parser() -> None:
+    # No control characters, so detection says text; TextParser reports the encoding.
+    assert detect_type(docs.undecodable_text(), "legacy.txt").mime == TEXT_MIME
