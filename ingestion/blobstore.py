@@ -53,7 +53,9 @@ class BlobStore:
         try:
             return self.path(sha256).read_bytes()
         except FileNotFoundError as e:
-            raise BlobNotFound(f"the stored file {sha256[:12]}... is missing from the blob store") from e
+            raise BlobNotFound(
+                f"the stored file {sha256[:12]}... is missing from the blob store"
+            ) from e
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()

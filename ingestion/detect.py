@@ -90,7 +90,7 @@ def detect_type(data: bytes, filename: str) -> DetectedType:
     if not data:
         raise EmptyDocument("file is empty")
     suffix = PurePath(filename).suffix.lower()
-    if b"%PDF-" in data[:1024]:
+    if _is_pdf(data):
         return _found(PDF_MIME)
     if data.startswith(_ZIP_MAGICS):
         return _found(_zip_kind(data, filename, suffix))
@@ -119,6 +119,16 @@ def detect_type(data: bytes, filename: str) -> DetectedType:
 
 def _found(mime: str) -> DetectedType:
     return DetectedType(mime, EXTENSIONS[mime])
+
+
+def _is_pdf(data: bytes) -> bool:
+    # Readers accept the header anywhere in the first KiB, after binary junk
+    # (e.g. a MacBinary wrapper); a text file that merely mentions "%PDF-" is not a PDF.
+    at = data.find(b"%PDF-", 0, 1024)
+    if at < 0:
+        return False
+    prefix = data[:at]
+    return not prefix.strip() or not _looks_like_text(prefix)
 
 
 def _zip_kind(data: bytes, filename: str, suffix: str) -> str:

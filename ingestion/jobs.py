@@ -77,7 +77,11 @@ class JobRunner:
         self.blobs = blobs
 
     def run(self, job_id: str) -> None:
-        spec = self.store.load(job_id)
+        try:
+            spec = self.store.load(job_id)
+        except JobCancelled:
+            log.info("job %s vanished before it started (document deleted)", job_id)
+            return
         started = time.perf_counter()
         try:
             self._run(spec)

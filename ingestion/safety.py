@@ -23,14 +23,15 @@ def check_zip(
     max_ratio: float = 100.0,
     max_members: int = 10000,
     ratio_floor: int = 16 * _MB,
+    name: str = "the archive",
 ) -> None:
     """Refuse a zip that would expand past ``max_uncompressed`` bytes, has more
     than ``max_members`` entries, or expands more than ``max_ratio`` times its
     own size (only once it expands past ``ratio_floor``, so a small but very
     compressible document is still accepted).
 
-    Raises ``FileTooLarge`` for a likely bomb and ``ParseError`` when ``data``
-    is not a readable zip archive at all.
+    ``name`` (the upload's file name) starts the messages. Raises ``FileTooLarge``
+    for a likely bomb and ``ParseError`` when ``data`` is not a readable zip.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -39,19 +40,18 @@ def check_zip(
         raise ParseError(f"the zip archive is damaged or truncated ({e})") from e
     if len(members) > max_members:
         raise FileTooLarge(
-            f"the archive has {len(members)} entries (limit {max_members}); "
-            "refusing a possible zip bomb"
+            f"{name} has {len(members)} entries (limit {max_members}); refusing a possible zip bomb"
         )
     total = sum(member.file_size for member in members)
     if total > max_uncompressed:
         raise FileTooLarge(
-            f"the archive expands to {_mb(total)} MB (limit {_mb(max_uncompressed)} MB); "
+            f"{name} expands to {_mb(total)} MB (limit {_mb(max_uncompressed)} MB); "
             "refusing a possible zip bomb"
         )
     ratio = total / max(len(data), 1)
     if total > ratio_floor and ratio > max_ratio:
         raise FileTooLarge(
-            f"the archive expands to {_mb(total)} MB from {_mb(len(data))} MB "
+            f"{name} expands to {_mb(total)} MB from {_mb(len(data))} MB "
             f"(ratio {ratio:.0f}, limit {max_ratio:.0f}); refusing a possible zip bomb"
         )
 

@@ -217,7 +217,7 @@ class DocumentService:
             q = select(IngestionJob.status, func.count()).group_by(IngestionJob.status)
             if job_ids is not None:
                 q = q.where(IngestionJob.id.in_(job_ids))
-            return dict(s.execute(q).tuples().all())
+            return {row[0]: row[1] for row in s.execute(q)}
 
     def jobs(self, job_ids: list[str]) -> list[IngestionJob]:
         with self.sessions() as s:

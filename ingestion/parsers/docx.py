@@ -52,12 +52,18 @@ class DocxParser:
         if not data:
             raise EmptyDocument(f"{filename} is empty")
         try:
-            check_zip(data, max_uncompressed=self.max_uncompressed, max_ratio=self.max_ratio)
+            check_zip(
+                data,
+                max_uncompressed=self.max_uncompressed,
+                max_ratio=self.max_ratio,
+                name=filename,
+            )
         except ParseError as e:
             raise ParseError(f"{filename} is not a valid DOCX file: {e}") from e
         try:
             document = docx.Document(io.BytesIO(data))
             builder, first_heading = _walk(document)
+            core_title = document.core_properties.title
         except Exception as e:  # python-docx/lxml raise many types on damaged files
             raise ParseError(f"{filename} is not a valid DOCX file: {e}") from e
         if not builder.has_text:
@@ -65,8 +71,7 @@ class DocxParser:
                 f"{filename}: DOCX contains no text (only images or empty paragraphs?); "
                 "OCR is not enabled"
             )
-        title = document.core_properties.title or first_heading
-        return builder.build(mime=DOCX_MIME, paginated=False, title=title)
+        return builder.build(mime=DOCX_MIME, paginated=False, title=core_title or first_heading)
 
 
 def _walk(document: Document) -> tuple[DocumentBuilder, str | None]:

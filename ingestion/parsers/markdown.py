@@ -26,6 +26,7 @@ from ingestion.parsers._blocks import (
     format_list,
     format_table,
     normalize_newlines,
+    one_line,
 )
 from ingestion.parsers._decode import decode_text
 from ingestion.parsers.base import ParsedDocument
@@ -74,7 +75,7 @@ def _inline(token: Token) -> str:
 
 def _html_text(html: str) -> str:
     body = LexborHTMLParser(html).body
-    return body.text(deep=True, separator=" ") if body is not None else ""
+    return one_line(body.text(deep=True, separator=" ")) if body is not None else ""
 
 
 @dataclass

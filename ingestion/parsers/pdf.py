@@ -1,20 +1,15 @@
 """PDF parser on pypdfium2: one ``Page`` per PDF page, text kept verbatim.
 
-Paragraphs are found from the text layer's line structure: a blank line, or a
-vertical gap between two lines clearly larger than the page's usual line
-spacing. Headings come from the PDF outline (bookmarks) when it has one: the
-bookmark trail sets each block's ``section_path``, and a line on the target
-page that matches a bookmark title becomes a heading element.
+pdfium gives the text layer line by line with each line's position and font
+size; ``_pdf_layout`` turns that into paragraphs, headings (PDF outline
+bookmarks and larger fonts) and section paths.
 """
 
 from __future__ import annotations
 
 import ctypes
-import itertools
 import logging
 import re
-import statistics
-from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -22,6 +17,13 @@ import pypdfium2.raw as pdfium_c
 from ingestion.detect import PDF_MIME
 from ingestion.errors import EmptyDocument, EncryptedDocument, ParseError
 from ingestion.parsers._blocks import DocumentBuilder, one_line
+from ingestion.parsers._pdf_layout import (
+    Bookmark,
+    Line,
+    SectionTracker,
+    heading_levels,
+    split_paragraphs,
+)
 from ingestion.parsers.base import ParsedDocument
 
 logger = logging.getLogger(__name__)
@@ -29,20 +31,6 @@ logger = logging.getLogger(__name__)
 _BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # CRLF is one break, never CR + LF
 _TOKENS = re.compile(rf"(?P<blank>{_BREAK}(?:[ \t]*{_BREAK})+)|(?P<line>[^\r\n]+)")
 _METADATA_KEYS = ("Author", "Subject", "Keywords", "Creator", "Producer")
-
-
-@dataclass(frozen=True)
-class _Line:
-    text: str
-    y: float | None = None  # baseline of the line's first character
-    size: float = 0.0  # font size of that character
-
-
-@dataclass(frozen=True)
-class _Bookmark:
-    page: int  # 0-based
-    title: str
-    trail: tuple[str, ...]
 
 
 class PdfParser:
@@ -72,18 +60,17 @@ class PdfParser:
         page_count = len(pdf)
         if page_count == 0:
             raise EmptyDocument(f"{filename}: PDF has no pages")
-        bookmarks = _outline(pdf)
+        pages = [_page_lines(pdf, index) for index in range(page_count)]
+        tracker = SectionTracker(_outline(pdf), heading_levels(pages))
         builder = DocumentBuilder()
-        path: tuple[str, ...] = ()
-        for index in range(page_count):
+        for index, lines in enumerate(pages):
             if index:
                 builder.next_page()
-            blocks = _page_blocks(pdf, index)
-            path = _add_page(builder, blocks, [b for b in bookmarks if b.page == index], path)
+            tracker.add_page(builder, index, split_paragraphs(lines))
         if not builder.has_text:
-            pages = f"{page_count} page{'s' if page_count != 1 else ''}"
+            count = f"{page_count} page{'s' if page_count != 1 else ''}"
             raise EmptyDocument(
-                f"PDF has {pages} but no extractable text — it is probably scanned; "
+                f"PDF has {count} but no extractable text — it is probably scanned; "
                 "OCR is not enabled"
             )
         meta = pdf.get_metadata_dict(skip_empty=True)
@@ -94,48 +81,9 @@ class PdfParser:
         )
 
 
-def _add_page(
-    builder: DocumentBuilder,
-    blocks: list[list[str]],
-    bookmarks: list[_Bookmark],
-    path: tuple[str, ...],
-) -> tuple[str, ...]:
-    """Add one page's blocks; a line matching the next bookmark's title becomes a
-    heading element. Returns the section path in effect at the end of the page."""
-    keys = {_key(line) for block in blocks for line in block}
-    queue = list(bookmarks)
-
-    def skip_unmatched(path: tuple[str, ...]) -> tuple[str, ...]:
-        # A bookmark whose title is not on the page takes effect where it falls in order.
-        while queue and _key(queue[0].title) not in keys:
-            path = queue.pop(0).trail
-        return path
-
-    path = skip_unmatched(path)
-    for block in blocks:
-        lines: list[str] = []
-        for line in block:
-            if queue and _key(line) == _key(queue[0].title):
-                builder.add("text", "\n".join(lines), path)
-                lines = []
-                path = queue.pop(0).trail
-                builder.add("heading", line, path)
-                path = skip_unmatched(path)
-            else:
-                lines.append(line)
-        builder.add("text", "\n".join(lines), path)
-    for bookmark in queue:
-        path = bookmark.trail
-    return path
-
-
-def _key(text: str) -> str:
-    return one_line(text).casefold()
-
-
-def _outline(pdf: pdfium.PdfDocument) -> list[_Bookmark]:
+def _outline(pdf: pdfium.PdfDocument) -> list[Bookmark]:
     """Bookmarks in outline order with their heading trails; damaged outlines are ignored."""
-    found: list[_Bookmark] = []
+    found: list[Bookmark] = []
     stack: list[str] = []
     try:
         for bookmark in pdf.get_toc():
@@ -145,74 +93,44 @@ def _outline(pdf: pdfium.PdfDocument) -> list[_Bookmark]:
             dest = bookmark.get_dest()
             page = dest.get_index() if dest is not None else None
             if title and page is not None:
-                found.append(_Bookmark(page, title, tuple(t for t in stack if t)))
+                found.append(Bookmark(page, title, tuple(t for t in stack if t)))
     except pdfium.PdfiumError:
         logger.info("ignoring an unreadable PDF outline")
-    return sorted(found, key=lambda b: b.page)  # stable: outline order within a page
+    return found
 
 
-def _page_blocks(pdf: pdfium.PdfDocument, index: int) -> list[list[str]]:
+def _page_lines(pdf: pdfium.PdfDocument, index: int) -> list[Line | None]:
     page = pdf.get_page(index)
     try:
         textpage = page.get_textpage()
         try:
-            return _split_paragraphs(_read_lines(textpage))
+            return _read_lines(textpage)
         finally:
             textpage.close()
     finally:
         page.close()
 
 
-def _read_lines(textpage: pdfium.PdfTextPage) -> list[_Line | None]:
+def _read_lines(textpage: pdfium.PdfTextPage) -> list[Line | None]:
     """Lines of the page; ``None`` marks a blank line. Geometry is read only when
     pdfium's text indices match its char indices (true for nearly all PDFs)."""
     raw = textpage.get_text_range()
     geometry = len(raw) == textpage.count_chars()
     x, y = ctypes.c_double(), ctypes.c_double()
-    lines: list[_Line | None] = []
+    lines: list[Line | None] = []
     for match in _TOKENS.finditer(raw):
         text = match.group("line")
+        if text is not None:
+            # pdfium marks a hyphen it split a word at as \x02 (or U+FFFE): keep the hyphen.
+            text = text.replace("\x02", "-").replace("\ufffe", "-")
         if text is None or not text.strip():
             lines.append(None)
             continue
         if not geometry:
-            lines.append(_Line(text.strip()))
+            lines.append(Line(text.strip()))
             continue
         first = match.start() + len(text) - len(text.lstrip())
         ok = pdfium_c.FPDFText_GetCharOrigin(textpage, first, ctypes.byref(x), ctypes.byref(y))
         size = float(pdfium_c.FPDFText_GetFontSize(textpage, first))
-        lines.append(_Line(text.strip(), y.value if ok else None, size))
+        lines.append(Line(text.strip(), y.value if ok else None, size))
     return lines
-
-
-def _split_paragraphs(lines: list[_Line | None]) -> list[list[str]]:
-    gaps = [
-        a.y - b.y
-        for a, b in itertools.pairwise(lines)
-        if a and b and a.y is not None and b.y is not None and a.y > b.y
-    ]
-    usual = statistics.median(gaps) if gaps else 0.0
-    blocks: list[list[str]] = []
-    current: list[str] = []
-    previous: _Line | None = None
-    for line in lines:
-        if line is None or (previous is not None and _is_break(previous, line, usual)):
-            if current:
-                blocks.append(current)
-            current = []
-        if line is not None:
-            current.append(line.text)
-        previous = line
-    if current:
-        blocks.append(current)
-    return blocks
-
-
-def _is_break(previous: _Line, line: _Line, usual: float) -> bool:
-    if previous.y is None or line.y is None:
-        return False
-    gap = previous.y - line.y
-    size = max(previous.size, line.size, 1.0)
-    if gap < -size:  # jumped up the page: a new column or a text box
-        return True
-    return gap > 2.2 * size or (usual > 0 and gap > 1.3 * usual and gap > 1.1 * size)

@@ -51,7 +51,12 @@ class PptxParser:
         if not data:
             raise EmptyDocument(f"{filename} is empty")
         try:
-            check_zip(data, max_uncompressed=self.max_uncompressed, max_ratio=self.max_ratio)
+            check_zip(
+                data,
+                max_uncompressed=self.max_uncompressed,
+                max_ratio=self.max_ratio,
+                name=filename,
+            )
         except ParseError as e:
             raise ParseError(f"{filename} is not a valid PPTX file: {e}") from e
         builder = DocumentBuilder()

@@ -107,7 +107,7 @@ def test_binary_named_md_is_refused() -> None:
 
 def test_known_binary_is_named() -> None:
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)
-    with pytest.raises(UnsupportedFormat, match="notes.md looks like a PNG image"):
+    with pytest.raises(UnsupportedFormat, match=r"notes\.md looks like a PNG image"):
         detect_type(png, "notes.md")
 
 
@@ -118,3 +118,13 @@ def test_text_that_starts_like_a_magic_number_is_still_text() -> None:
 def test_undecodable_text_is_left_to_the_parser() -> None:
     # No control characters, so detection says text; TextParser reports the encoding.
     assert detect_type(docs.undecodable_text(), "legacy.txt").mime == TEXT_MIME
+
+
+def test_text_mentioning_the_pdf_header_is_not_a_pdf() -> None:
+    data = b"# PDF notes\n\nEvery PDF starts with %PDF-1.7 on its first line.\n"
+    assert detect_type(data, "notes.md").mime == MARKDOWN_MIME
+
+
+def test_pdf_header_after_binary_junk() -> None:
+    data = b"\x00\x01\x02junk" + docs.make_pdf(["Hello"])
+    assert detect_type(data, "mac.pdf").mime == PDF_MIME
