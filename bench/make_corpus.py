@@ -50,7 +50,8 @@ _LATIN1 = str.maketrans(
         "\u00a0": " ",
     }
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+# SciFact often glues sentences together ("processes.Looking"): split there too.
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])|(?<=[a-z)\]][.!?])(?=[A-Z])")
 
 Abstract = tuple[str, str]  # (title, text)
 

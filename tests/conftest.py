@@ -1,8 +1,13 @@
 """Shared fixtures.
 
-The database is SQLite by default; ``LANTERN_TEST_DATABASE=postgresql`` runs the same
-tests against a fresh database on the local PostgreSQL server (created per test and
-dropped afterwards). The embedder is the bundled all-MiniLM-L6-v2, loaded once.
+Every test that takes ``database_url`` (directly or through ``settings`` /
+``container``) runs twice: on a SQLite file and on a fresh database on the local
+PostgreSQL server, created for the test and dropped afterwards. Where PostgreSQL
+is not running the second variant is skipped with a reason, unless
+``LANTERN_TEST_REQUIRE_POSTGRES=1`` (set by CI) turns that into a failure.
+``LANTERN_TEST_DATABASE=sqlite`` (or ``postgresql``) runs one variant only.
+
+The embedder is the bundled all-MiniLM-L6-v2, loaded once per session.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -23,21 +29,32 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-def _test_backend() -> str:
-    return os.environ.get("LANTERN_TEST_DATABASE", "sqlite")
+def _backends() -> list[str]:
+    only = os.environ.get("LANTERN_TEST_DATABASE")
+    return [only] if only else ["sqlite", "postgresql"]
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    if _test_backend() != "postgresql":
+def _pg_unavailable(reason: str) -> NoReturn:
+    if os.environ.get("LANTERN_TEST_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required here but {reason}")
+    pytest.skip(f"PostgreSQL not available ({reason}); start it to run the PostgreSQL variant")
+
+
+@pytest.fixture(params=_backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL for one test."""
+    if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'lantern.db'}"
         return
-    psycopg = pytest.importorskip("psycopg")
+    try:
+        import psycopg
+    except ImportError:
+        _pg_unavailable("psycopg is not installed (pip install -e '.[dev]')")
     name = f"lantern_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as e:
-        pytest.fail(f"PostgreSQL requested but not reachable at {PG_ADMIN_URL}: {e}")
+        _pg_unavailable(f"{PG_ADMIN_URL} is unreachable: {str(e).strip()[:200]}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
@@ -49,14 +66,14 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def embedder():  # type: ignore[no-untyped-def]
+def embedder() -> Any:
     from retrieval.embedders.registry import create_embedder
 
     return create_embedder(model="BAAI/bge-small-en-v1.5", allow_download=False)
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
+def settings(tmp_path: Path, database_url: str) -> Any:
     from app.settings import Settings
 
     return Settings(
@@ -67,7 +84,7 @@ def settings(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def container(settings, embedder):  # type: ignore[no-untyped-def]
+def container(settings: Any, embedder: Any) -> Iterator[Any]:
     from app.container import Container
 
     c = Container(settings)

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from app.cli.common import console, err_console, human_size, open_container, setup_logging, short
 from app.errors import LanternError
+from ingestion.errors import IngestionError
+from retrieval.errors import RetrievalError
 
 app = typer.Typer(
     help="Lantern: a self-hosted knowledge assistant. Documents in, cited answers out.",
@@ -234,6 +236,6 @@ def demo() -> None:
 def main() -> None:
     try:
         app()
-    except LanternError as e:
+    except (LanternError, RetrievalError, IngestionError) as e:
         err_console.print(f"[red]error:[/] {e}")
         raise SystemExit(2) from e

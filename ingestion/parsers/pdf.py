@@ -44,7 +44,8 @@ class PdfParser:
         try:
             pdf = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as e:
-            if getattr(e, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
+            password = getattr(e, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD
+            if password or "password" in str(e).lower():
                 raise EncryptedDocument(
                     "PDF is password-protected; remove the password and upload again"
                 ) from e

@@ -1,0 +1,131 @@
+"""The ``lantern`` CLI as a user runs it (in-process, sharing the loaded model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli.main import app
+from tests.fixtures import docs
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, settings: Any, embedder: Any):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LANTERN_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("LANTERN_DATABASE__URL", settings.database_url)
+    monkeypatch.setenv("LANTERN_INGESTION__MAX_FILE_MB", "5")
+    monkeypatch.setattr("app.container.create_embedder", lambda **_: embedder)
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "docs"
+    (d / "hr").mkdir(parents=True)
+    (d / "hr" / "handbook.pdf").write_bytes(
+        docs.make_pdf(
+            ["# Intro\n\nWelcome aboard.", "# Leave\n\nStaff get twenty-five days of holiday."]
+        )
+    )
+    (d / "it.docx").write_bytes(
+        docs.make_docx([("h1", "VPN"), "Connect to LumenGate before using internal tools."])
+    )
+    (d / "broken.pdf").write_bytes(docs.corrupt_pdf())
+    (d / ".hidden.md").write_bytes(b"# skipped")
+    return d
+
+
+def test_ingest_search_list_delete(cli: Any, folder: Path) -> None:
+    r = cli("ingest", str(folder), "--collection", "HR", "--no-progress")
+    assert r.exit_code == 1, r.output  # one file failed
+    assert "2 ready" in r.output
+    assert "1 failed" in r.output
+    assert "broken.pdf" in r.output
+
+    r = cli("search", "how much holiday do staff get", "-k", "1", "--json")
+    assert r.exit_code == 0, r.output
+    [hit] = json.loads(r.output)
+    assert hit["document_name"] == "hr/handbook.pdf"
+    assert hit["page"] == 2
+    assert "twenty-five days" in hit["text"]
+
+    r = cli("search", "VPN", "--collection", "HR")
+    assert r.exit_code == 0
+    assert "it.docx" in r.output
+
+    r = cli("docs", "list", "--json")
+    rows = {d["name"]: d for d in json.loads(r.output)}
+    assert set(rows) == {"hr/handbook.pdf", "it.docx", "broken.pdf"}
+    assert rows["broken.pdf"]["status"] == "failed"
+    assert rows["broken.pdf"]["error"]
+    assert rows["hr/handbook.pdf"]["pages"] == 2
+
+    r = cli("docs", "delete", "it.docx")
+    assert r.exit_code == 0, r.output
+    r = cli("search", "VPN", "--json")
+    assert all(h["document_name"] != "it.docx" for h in json.loads(r.output))
+
+
+def test_reingesting_an_unchanged_folder_does_nothing(cli: Any, folder: Path) -> None:
+    (folder / "broken.pdf").unlink()
+    assert cli("ingest", str(folder), "--no-progress").exit_code == 0
+    r = cli("ingest", str(folder), "--no-progress")
+    assert r.exit_code == 0
+    assert "2 unchanged" in r.output
+
+
+def test_reindex_rebuilds_search(cli: Any, folder: Path, settings: Any) -> None:
+    (folder / "broken.pdf").unlink()
+    cli("ingest", str(folder), "--no-progress")
+    before = json.loads(cli("search", "holiday", "--json").output)
+    r = cli("reindex")
+    assert r.exit_code == 0, r.output
+    assert "reindexed" in r.output
+    after = json.loads(cli("search", "holiday", "--json").output)
+    assert [h["chunk_id"] for h in after] == [h["chunk_id"] for h in before]
+
+
+def test_missing_path_is_a_clear_error(cli: Any, tmp_path: Path) -> None:
+    r = cli("ingest", str(tmp_path / "nope"))
+    assert r.exit_code == 2
+    assert "no such file or folder" in r.output
+
+
+def test_unknown_collection_is_a_clear_error(cli: Any) -> None:
+    r = cli("search", "x", "--collection", "Nope")
+    assert r.exit_code == 2
+    assert "no collection named 'Nope'" in r.output
+
+
+def test_changing_the_embedding_model_requires_reindex(
+    cli: Any, folder: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (folder / "broken.pdf").unlink()
+    cli("ingest", str(folder), "--no-progress")
+
+    class Renamed:
+        def __init__(self, inner: Any) -> None:
+            self.__dict__.update(inner.__dict__)
+            self._inner = inner
+            self.model_name = "BAAI/bge-small-en-v1.5"
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr("app.container.create_embedder", lambda **_: Renamed(embedder))
+    runner = CliRunner()
+    r = runner.invoke(app, ["search", "holiday"])
+    assert r.exit_code != 0
+    assert "lantern reindex" in str(r.exception)
+    assert cli("reindex").exit_code == 0
+    hits = json.loads(cli("search", "holiday", "--json").output)
+    assert hits[0]["document_name"] == "hr/handbook.pdf"
