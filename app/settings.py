@@ -94,13 +94,16 @@ class Settings(BaseSettings):
     )
 
     env: Literal["dev", "test", "prod"] = Field(
-        default="dev", description="dev/test allow default secrets; prod refuses them."
+        default="dev",
+        description="Deployment mode: dev, test or prod (prod refuses default secrets).",
     )
     data_dir: Path = Field(
         default=Path("data"),
         description="Holds the SQLite file, vector indexes and uploaded blobs.",
     )
-    log_level: str = Field(default="INFO", description="Python logging level.")
+    log_level: str = Field(
+        default="WARNING", description="Python logging level (the CLI's --verbose means INFO)."
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
@@ -131,3 +134,30 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Read settings from the environment (and ``.env``), with explicit overrides on top."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """``(environment variable, default, description)`` for every setting, for docs."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name.upper()}__")
+                continue
+            default = field.get_default(call_default_factory=True)
+            shown = "" if default is None else str(default)
+            rows.append((f"{prefix}{name.upper()}", shown, field.description or ""))
+
+    walk(Settings, "LANTERN_")
+    return rows
+
+
+def settings_markdown() -> str:
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for env, default, desc in describe_settings():
+        lines.append(
+            f"| `{env}` | `{default}` | {desc} |" if default else f"| `{env}` | | {desc} |"
+        )
+    return "\n".join(lines)

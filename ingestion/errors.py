@@ -33,3 +33,11 @@ class ParseError(IngestionError):
 
 class EncryptedDocument(ParseError):
     pass
+
+
+def file_too_large(size: int, limit: int) -> FileTooLarge:
+    """The error for an upload over the size limit, with the setting that raises it."""
+    return FileTooLarge(
+        f"file is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB "
+        "(raise LANTERN_INGESTION__MAX_FILE_MB to accept it)"
+    )

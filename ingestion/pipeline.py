@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingestion.chunking import ChunkDraft, Chunker
 from ingestion.detect import detect_type
-from ingestion.errors import EmptyDocument, FileTooLarge
+from ingestion.errors import EmptyDocument, file_too_large
 from ingestion.parsers.base import ParsedDocument
 from ingestion.parsers.registry import ParserRegistry
 from retrieval.embedders.base import Embedder, Matrix
@@ -57,10 +57,7 @@ class IngestionPipeline:
 
     def check_size(self, size: int) -> None:
         if size > self.max_bytes:
-            raise FileTooLarge(
-                f"file is {size / 1e6:.1f} MB; the limit is {self.max_bytes / 1e6:.0f} MB "
-                "(LANTERN_INGESTION__MAX_FILE_MB)"
-            )
+            raise file_too_large(size, self.max_bytes)
 
     def prepare(self, data: bytes, *, filename: str, progress: ProgressFn) -> PreparedDocument:
         timings: dict[str, float] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from ingestion.errors import FileTooLarge, ParseError
+from ingestion.errors import EmptyDocument, FileTooLarge, ParseError
 
 _MB = 1024 * 1024
 
@@ -58,3 +58,34 @@ def check_zip(
 
 def _mb(size: int) -> str:
     return f"{size / _MB:.1f}".removesuffix(".0")
+
+
+DEFAULT_MAX_UNCOMPRESSED = 512 * 1024 * 1024
+DEFAULT_MAX_RATIO = 200.0
+
+
+class ZipLimits:
+    """The zip-bomb guard that OOXML parsers (DOCX, PPTX) run before opening a file."""
+
+    def __init__(
+        self,
+        *,
+        max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
+        max_ratio: float = DEFAULT_MAX_RATIO,
+    ) -> None:
+        self.max_uncompressed = max_uncompressed
+        self.max_ratio = max_ratio
+
+    def check(self, data: bytes, *, filename: str, kind: str) -> None:
+        """Raise EmptyDocument, FileTooLarge or ParseError ("not a valid KIND file")."""
+        if not data:
+            raise EmptyDocument(f"{filename} is empty")
+        try:
+            check_zip(
+                data,
+                max_uncompressed=self.max_uncompressed,
+                max_ratio=self.max_ratio,
+                name=filename,
+            )
+        except ParseError as e:
+            raise ParseError(f"{filename} is not a valid {kind} file: {e}") from e

@@ -18,7 +18,10 @@ err_console = Console(stderr=True)
 
 
 def setup_logging(verbose: bool) -> None:
-    level = logging.INFO if verbose else logging.WARNING
+    configured = os.environ.get("LANTERN_LOG_LEVEL", "WARNING").upper()
+    level = logging.INFO if verbose else logging.getLevelName(configured)
+    if not isinstance(level, int):
+        level = logging.WARNING
     logging.basicConfig(
         level=level,
         format="%(message)s",
@@ -33,7 +36,7 @@ def setup_logging(verbose: bool) -> None:
     try:
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     except Exception:  # transformers is optional at this point; nothing to silence
         pass
 

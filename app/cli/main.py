@@ -125,8 +125,8 @@ def docs_list(
     """List documents with status, pages, chunks and errors."""
     with open_container() as c:
         col_id = c.collections.get_by_name(collection).id if collection else None
-        names = {col.id: col.name for col in c.collections.list()}
-        docs = c.documents.list(collection_id=col_id, status=status)
+        names = {col.id: col.name for col in c.collections.list_collections()}
+        docs = c.documents.list_documents(collection_id=col_id, status=status)
     if as_json:
         rows = [
             {

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PDF_NAME = "employee_handbook.pdf"
@@ -43,7 +45,7 @@ FIXED_DATE = (2026, 1, 1, 0, 0, 0)  # UTC; used for all document metadata
 HANDBOOK_TITLE = "Northwind Lumen Ltd. - Employee Handbook 2026"
 HANDBOOK_VERSION = "Version 2026.1 - effective 1 January 2026"
 
-HANDBOOK_SECTIONS: list[tuple[str, list[tuple]]] = [
+HANDBOOK_SECTIONS: list[tuple[str, list[tuple[Any, ...]]]] = [
     (
         "1. Welcome and Company Values",
         [
@@ -650,7 +652,7 @@ HANDBOOK_SECTIONS: list[tuple[str, list[tuple]]] = [
 # --------------------------------------------------------------------------- #
 
 POLICY_TITLE = "IT & Security Policy"
-POLICY_BLOCKS: list[tuple] = [
+POLICY_BLOCKS: list[tuple[Any, ...]] = [
     ("h1", "1. Purpose and Scope"),
     (
         "p",
@@ -1080,7 +1082,9 @@ def build_pdf(path: Path) -> list[tuple[str, int]]:
         pdf.multi_cell(0, 4.2, text, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1.5)
 
-    def table(widths, header, rows) -> None:
+    def table(
+        widths: Sequence[float], header: Sequence[str], rows: Sequence[Sequence[str]]
+    ) -> None:
         pdf.set_font("Helvetica", "", 9)
         with pdf.table(
             col_widths=[w * 100 for w in widths],
@@ -1188,7 +1192,7 @@ def build_docx(path: Path) -> None:
         cells[0].paragraphs[0].runs[0].bold = True
     doc.add_paragraph()
 
-    def add_table(header, rows) -> None:
+    def add_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         t = doc.add_table(rows=1, cols=len(header))
         t.style = "Table Grid"
         for cell, text in zip(t.rows[0].cells, header, strict=True):

@@ -33,6 +33,6 @@ class CollectionService:
             raise NotFound(f"no collection named {name!r}")
         return col
 
-    def list(self) -> list[Collection]:
+    def list_collections(self) -> list[Collection]:
         with self.sessions() as s:
             return list(s.scalars(select(Collection).order_by(Collection.name)))

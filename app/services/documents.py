@@ -20,6 +20,7 @@ from app.db.models import (
 )
 from app.errors import NotFound
 from ingestion.blobstore import BlobStore, sha256_of
+from ingestion.errors import file_too_large
 from retrieval.vectorstores.base import VectorStore
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class DocumentService:
             raise NotFound(f"no document {document_id}")
         return doc
 
-    def list(
+    def list_documents(
         self, *, collection_id: str | None = None, status: str | None = None
     ) -> list[Document]:
         with self.sessions() as s:
@@ -242,7 +243,4 @@ class DocumentService:
 
 
 def too_large_reason(size: int, limit: int) -> str:
-    return (
-        f"file is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB "
-        "(raise LANTERN_INGESTION__MAX_FILE_MB to accept it)"
-    )
+    return str(file_too_large(size, limit))

@@ -24,12 +24,10 @@ from ingestion.parsers._blocks import (
     format_table,
 )
 from ingestion.parsers.base import ParsedDocument
-from ingestion.safety import check_zip
+from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED, ZipLimits
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_UNCOMPRESSED = 512 * 1024 * 1024
-DEFAULT_MAX_RATIO = 200.0
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
@@ -45,21 +43,10 @@ class DocxParser:
         max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
         max_ratio: float = DEFAULT_MAX_RATIO,
     ) -> None:
-        self.max_uncompressed = max_uncompressed
-        self.max_ratio = max_ratio
+        self.zip_limits = ZipLimits(max_uncompressed=max_uncompressed, max_ratio=max_ratio)
 
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
-        if not data:
-            raise EmptyDocument(f"{filename} is empty")
-        try:
-            check_zip(
-                data,
-                max_uncompressed=self.max_uncompressed,
-                max_ratio=self.max_ratio,
-                name=filename,
-            )
-        except ParseError as e:
-            raise ParseError(f"{filename} is not a valid DOCX file: {e}") from e
+        self.zip_limits.check(data, filename=filename, kind="DOCX")
         try:
             document = docx.Document(io.BytesIO(data))
             builder, first_heading = _walk(document)

@@ -21,12 +21,10 @@ from ingestion.detect import PPTX_MIME
 from ingestion.errors import EmptyDocument, ParseError
 from ingestion.parsers._blocks import DocumentBuilder, ListItem, format_list, format_table
 from ingestion.parsers.base import ParsedDocument
-from ingestion.safety import check_zip
+from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED, ZipLimits
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_UNCOMPRESSED = 512 * 1024 * 1024
-DEFAULT_MAX_RATIO = 200.0
 
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _TITLES = (PP_PLACEHOLDER.TITLE, PP_PLACEHOLDER.CENTER_TITLE, PP_PLACEHOLDER.VERTICAL_TITLE)
@@ -44,21 +42,10 @@ class PptxParser:
         max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
         max_ratio: float = DEFAULT_MAX_RATIO,
     ) -> None:
-        self.max_uncompressed = max_uncompressed
-        self.max_ratio = max_ratio
+        self.zip_limits = ZipLimits(max_uncompressed=max_uncompressed, max_ratio=max_ratio)
 
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
-        if not data:
-            raise EmptyDocument(f"{filename} is empty")
-        try:
-            check_zip(
-                data,
-                max_uncompressed=self.max_uncompressed,
-                max_ratio=self.max_ratio,
-                name=filename,
-            )
-        except ParseError as e:
-            raise ParseError(f"{filename} is not a valid PPTX file: {e}") from e
+        self.zip_limits.check(data, filename=filename, kind="PPTX")
         builder = DocumentBuilder()
         first_title: str | None = None
         try:

@@ -6,12 +6,13 @@ from collections.abc import Iterable
 
 from ingestion.errors import UnsupportedFormat
 from ingestion.parsers.base import Parser
-from ingestion.parsers.docx import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED, DocxParser
+from ingestion.parsers.docx import DocxParser
 from ingestion.parsers.html import HtmlParser
 from ingestion.parsers.markdown import MarkdownParser
 from ingestion.parsers.pdf import PdfParser
 from ingestion.parsers.pptx import PptxParser
 from ingestion.parsers.text import TextParser
+from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED
 
 
 class ParserRegistry:

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from retrieval.embedders.base import Matrix, ProgressFn
+from retrieval.embedders.base import Matrix, ProgressFn, Tokenizer
 from retrieval.errors import EmbeddingError
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class SentenceTransformerEmbedder:
             if query_instruction is None
             else query_instruction
         )
-        self.tokenizer = HFTokenizer(model.tokenizer)
+        self.tokenizer: Tokenizer = HFTokenizer(model.tokenizer)
 
     def embed_documents(
         self, texts: Sequence[str], *, progress: ProgressFn | None = None
