@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -165,3 +166,39 @@ class SectionTracker:
     def _enter_bookmark(self, bookmark: Bookmark) -> None:
         self._outer = bookmark.trail
         self._inner = HeadingTrail()
+
+
+_DIGITS = re.compile(r"\d+")
+_EDGE_LINES = 2  # how many lines at the top and bottom of a page may be running text
+_NUMBERED_MAX_CHARS = 40
+
+
+def drop_running_lines(pages: list[list[Line | None]]) -> list[list[Line | None]]:
+    """Blank out running headers and footers: lines among the first or last two of a
+    page that recur (digits aside: "Page 3 of 10") on at least half of 3+ pages.
+    They repeat the same words on every page and would crowd out real passages."""
+    if len(pages) < 3:
+        return pages
+
+    def key(line: Line) -> str:
+        text = " ".join(line.text.split()).lower()
+        # Numbers vary in page footers ("Page 3 of 10"): ignore them in short lines only.
+        return _DIGITS.sub("#", text) if len(text) <= _NUMBERED_MAX_CHARS else text
+
+    def edges(lines: list[Line | None]) -> list[int]:
+        idx = [i for i, line in enumerate(lines) if line is not None]
+        return sorted(set(idx[:_EDGE_LINES] + idx[-_EDGE_LINES:]))
+
+    counts: Counter[str] = Counter()
+    for lines in pages:
+        counts.update({key(lines[i]) for i in edges(lines)})  # type: ignore[arg-type]
+    running = {k for k, n in counts.items() if n >= max(3, len(pages) / 2)}
+    if not running:
+        return pages
+    out: list[list[Line | None]] = []
+    for lines in pages:
+        drop = {i for i in edges(lines) if key(lines[i]) in running}  # type: ignore[arg-type]
+        if len(drop) == sum(1 for line in lines if line is not None):
+            drop = set()  # never blank a whole page
+        out.append([None if i in drop else line for i, line in enumerate(lines)])
+    return out

@@ -21,6 +21,7 @@ from ingestion.parsers._pdf_layout import (
     Bookmark,
     Line,
     SectionTracker,
+    drop_running_lines,
     heading_levels,
     split_paragraphs,
 )
@@ -61,7 +62,7 @@ class PdfParser:
         page_count = len(pdf)
         if page_count == 0:
             raise EmptyDocument(f"{filename}: PDF has no pages")
-        pages = [_page_lines(pdf, index) for index in range(page_count)]
+        pages = drop_running_lines([_page_lines(pdf, index) for index in range(page_count)])
         tracker = SectionTracker(_outline(pdf), heading_levels(pages))
         builder = DocumentBuilder()
         for index, lines in enumerate(pages):

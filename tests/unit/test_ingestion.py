@@ -239,10 +239,12 @@ def test_transient_errors_are_retried_then_fail(
     assert job_of(container, r.document_id).attempts == 2
 
 
-def test_worker_pool_ingests_a_batch(container: Any) -> None:
+def test_worker_pool_survives_bad_files_and_ingests_the_rest(container: Any) -> None:
     files = {
         f"note-{i}.md": docs.make_markdown(f"Note {i} mentions locker {i * 7}.") for i in range(6)
     }
+    files["broken.pdf"] = docs.corrupt_pdf()
+    files["bomb.docx"] = docs.zip_bomb_docx(40)
     results = add_files(container, files)
     assert container.start_workers(threads=2)
     import time
@@ -251,8 +253,17 @@ def test_worker_pool_ingests_a_batch(container: Any) -> None:
     ids = [r.job_id for r in results.values()]
     while time.monotonic() < deadline:
         counts = container.documents.job_counts(ids)
-        if counts.get(JobStatus.SUCCEEDED) == len(ids):
+        if sum(counts.get(s, 0) for s in (JobStatus.SUCCEEDED, JobStatus.FAILED)) == len(ids):
             break
         time.sleep(0.1)
-    assert container.documents.job_counts(ids) == {JobStatus.SUCCEEDED: 6}
+    assert container.documents.job_counts(ids) == {JobStatus.SUCCEEDED: 6, JobStatus.FAILED: 2}
     assert container.documents.chunk_count() == 6
+    # The pool is still alive: a file queued afterwards is picked up.
+    late = add_files(container, {"late.md": docs.make_markdown("Late note about the lift.")})
+    container.wake_workers()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if doc(container, late["late.md"].document_id).status == DocumentStatus.READY:
+            break
+        time.sleep(0.1)
+    assert doc(container, late["late.md"].document_id).status == DocumentStatus.READY

@@ -107,6 +107,19 @@ def test_pdf_headings_from_font_size_without_outline() -> None:
     assert element_with(doc, "glasses").section_path == ("Benefits", "Vision")
 
 
+def test_pdf_running_headers_and_footers_are_dropped() -> None:
+    topics = ["vacation", "expenses", "security", "parking"]
+    pages = [
+        f"Northwind Handbook 2026\n\nThis page covers {t}.\n\nPage {n} of 4"
+        for n, t in enumerate(topics, 1)
+    ]
+    doc = PdfParser().parse(docs.make_pdf(pages, outline=False), filename="h.pdf")
+    for page, topic in zip(doc.pages, topics, strict=True):
+        assert f"This page covers {topic}." in page.text
+        assert "Northwind Handbook" not in page.text
+        assert "of 4" not in page.text
+
+
 def test_pdf_line_breaks_are_plain_newlines() -> None:
     doc = PdfParser().parse(docs.make_pdf(["Line one\nLine two"]), filename="a.pdf")
     assert "\r" not in doc.pages[0].text
