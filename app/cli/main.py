@@ -188,6 +188,34 @@ def docs_delete(
 
 
 @app.command()
+def jobs(
+    status: Annotated[
+        str | None, typer.Option(help="queued|running|succeeded|failed|cancelled")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 30,
+) -> None:
+    """Show recent ingestion jobs: stage, progress, attempts, per-stage seconds, errors."""
+    with open_container() as c:
+        rows = c.documents.recent_jobs(status=status, limit=limit)
+    table = Table()
+    for col in ("job", "document", "status", "stage", "progress", "tries", "seconds", "error"):
+        table.add_column(col, overflow="fold")
+    for j in rows:
+        secs = " ".join(f"{k}={v:.2f}" for k, v in (j.timings or {}).items())
+        table.add_row(
+            j.id[:8],
+            j.document.name,
+            j.status,
+            j.stage,
+            f"{j.progress:.0%}",
+            str(j.attempts),
+            secs,
+            short(j.error or "", 80),
+        )
+    console.print(table)
+
+
+@app.command()
 def reindex() -> None:
     """Rebuild the vector index from the database with the configured embedding model."""
     from rich.progress import Progress

@@ -233,6 +233,18 @@ class DocumentService:
                 )
             return out
 
+    def recent_jobs(self, *, status: str | None = None, limit: int = 50) -> list[IngestionJob]:
+        with self.sessions() as s:
+            q = (
+                select(IngestionJob)
+                .options(joinedload(IngestionJob.document))
+                .order_by(IngestionJob.created_at.desc())
+                .limit(limit)
+            )
+            if status:
+                q = q.where(IngestionJob.status == status)
+            return list(s.scalars(q))
+
     def unfinished_job_ids(self) -> list[str]:
         with self.sessions() as s:
             return list(

@@ -1,16 +1,22 @@
-"""FAISS vector store: exact inner-product search, one shard per collection, atomic files.
+"""FAISS vector store: exact inner-product search, one index per collection, atomic files.
 
 Layout under ``directory``::
 
     manifest.json                 embedding model, dimension, backend, format version
-    shards.json                   commit point: collection id -> shard file (+ vector count)
-    shard-<gen>-<n>.npz           one per collection: serialised faiss index + chunk metadata
+    shards.json                   commit point: collection id -> its segment files, in order
+    seg-<gen>-<n>.npz             immutable: rows a flush added to one collection (vectors,
+                                  ids, chunk and document ids) + tombstones of older rows
 
-A shard file is never overwritten: ``flush()`` writes new files only for the
-collections that changed, then atomically replaces ``shards.json``, then deletes
-the files it no longer names. A crash anywhere before that rename leaves the
-previous ``shards.json`` and every file it names intact, so the last flushed state
-loads; files it does not name are ignored and removed by the next flush.
+A flush costs what changed, not the size of the index: it writes one segment per
+changed collection with the rows added and the tombstones of rows deleted or
+replaced since the last flush, occasionally merged with the newest segments or, at
+too many segments or tombstones, with all of them (``_faiss_segments`` has the
+policy; amortised, every row is rewritten O(log n) times). It then atomically
+replaces ``shards.json`` and deletes the files that table no longer names. A segment
+file is never overwritten, so a crash anywhere before that rename leaves the
+previous ``shards.json`` and every file it names intact, and the last flushed state
+loads; files it does not name are ignored and removed by the next flush. Opening
+replays each collection's segments in order into an in-memory faiss index.
 
 One process owns a directory for writing. ``close()`` does not flush: callers flush
 after a whole unit of work (a document), so a crash never persists half of one.
@@ -24,51 +30,41 @@ import heapq
 import logging
 import threading
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-from zipfile import BadZipFile
+from typing import Any
 
-import faiss
 import numpy as np
 
 from retrieval.errors import VectorStoreError
+from retrieval.vectorstores import _faiss_segments as segments
+from retrieval.vectorstores._faiss_segments import Segment
 from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
 from retrieval.vectorstores.manifest import (
     REINDEX_HINT,
     SHARDS_NAME,
-    ShardTable,
+    SegmentTable,
     atomic_write,
     check_manifest,
     read_manifest,
-    read_shard_table,
+    read_segment_table,
+    remove_files,
     remove_stale_files,
     write_manifest,
-    write_shard_table,
+    write_segment_table,
 )
 
 logger = logging.getLogger(__name__)
 
 BACKEND = "faiss"
-FORMAT_VERSION = 1
-SHARD_PREFIX = "shard-"
+FORMAT_VERSION = 2
 _ID_MASK = (1 << 63) - 1
-# What numpy, zipfile and faiss raise on a truncated, corrupt or foreign file.
-_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, BadZipFile)
 
 
 def faiss_id(chunk_id: str) -> int:
     """A stable non-negative int64 id for a chunk id (first 8 bytes of blake2b)."""
     digest = hashlib.blake2b(chunk_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") & _ID_MASK
-
-
-@dataclass
-class _Shard:
-    """One collection's vectors; ``members`` maps faiss id -> (chunk_id, document_id)."""
-
-    index: Any
-    members: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ class _Location:
 
 
 class FaissVectorStore:
-    """A ``VectorStore`` persisted as FAISS flat inner-product shards under ``directory``."""
+    """A ``VectorStore`` of FAISS flat inner-product indexes, persisted as segments."""
 
     def __init__(self, directory: Path, *, embedding_model: str, dimension: int) -> None:
         if dimension <= 0:
@@ -88,12 +84,13 @@ class FaissVectorStore:
         self.manifest = IndexManifest(embedding_model, dimension, BACKEND, FORMAT_VERSION)
         self._lock = threading.RLock()
         self._closed = False
-        self._shards: dict[str, _Shard] = {}
+        self._collections: dict[str, segments.Collection] = {}
         self._locations: dict[str, _Location] = {}
         self._by_document: dict[str, set[str]] = {}
         self._dirty: set[str] = set()
-        self._committed: dict[str, str] = {}  # collection id -> file named by shards.json
+        self._committed: set[str] = set()  # files named by shards.json
         self._generation = 0
+        self._sweep = True  # remove every unreferenced file at the next flush
         self._open()
 
     # -- opening ---------------------------------------------------------------
@@ -109,42 +106,24 @@ class FaissVectorStore:
             write_manifest(self.directory, self.manifest)
             return
         check_manifest(found, self.manifest, self.directory)
-        table = read_shard_table(self.directory)
+        table = read_segment_table(
+            self.directory, format_version=FORMAT_VERSION, valid_name=segments.is_segment_name
+        )
         self._generation = table.generation
-        for collection_id, (name, count) in table.shards.items():
-            shard = self._load_shard(self.directory / name, collection_id, count)
-            self._shards[collection_id] = shard
-            self._committed[collection_id] = name
-            for fid, (chunk_id, document_id) in shard.members.items():
+        for collection_id, entries in table.collections.items():
+            coll = segments.load_collection(
+                self.directory, collection_id, entries, self.manifest.dimension
+            )
+            self._collections[collection_id] = coll
+            self._committed.update(s.file for s in coll.segments)
+            for fid, (chunk_id, document_id) in coll.members.items():
                 if chunk_id in self._locations:
                     raise VectorStoreError(
-                        f"chunk {chunk_id!r} is in two shards of {self.directory}; {REINDEX_HINT}"
+                        f"chunk {chunk_id!r} is in two collections of {self.directory}; "
+                        f"{REINDEX_HINT}"
                     )
                 self._locations[chunk_id] = _Location(fid, document_id, collection_id)
                 self._by_document.setdefault(document_id, set()).add(chunk_id)
-
-    def _load_shard(self, path: Path, collection_id: str, count: int) -> _Shard:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                stored_collection = str(data["collection_id"])
-                ids = data["ids"].astype(np.int64)
-                chunk_ids = [str(c) for c in data["chunk_ids"]]
-                document_ids = [str(d) for d in data["document_ids"]]
-                index: Any = faiss.deserialize_index(data["index"])
-            index_ids = np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
-        except _READ_ERRORS as e:
-            raise VectorStoreError(f"cannot read index file {path}: {e}; {REINDEX_HINT}") from e
-        consistent = (
-            stored_collection == collection_id
-            and index.d == self.manifest.dimension
-            and len(ids) == len(chunk_ids) == len(document_ids) == index.ntotal == count
-            and np.array_equal(index_ids, np.sort(ids))
-            and len(set(ids.tolist())) == len(ids)
-        )
-        if not consistent:
-            raise VectorStoreError(f"index file {path} is inconsistent; {REINDEX_HINT}")
-        members = dict(zip(ids.tolist(), zip(chunk_ids, document_ids, strict=True), strict=True))
-        return _Shard(index=index, members=members)
 
     # -- writes ----------------------------------------------------------------
 
@@ -166,12 +145,13 @@ class FaissVectorStore:
             for row, record in enumerate(batch):
                 by_collection.setdefault(record.collection_id, []).append(row)
             for collection_id, rows in by_collection.items():
-                shard = self._shards.get(collection_id) or self._new_shard()
-                self._shards[collection_id] = shard
-                shard.index.add_with_ids(matrix[rows], np.asarray([ids[i] for i in rows], np.int64))
+                coll = self._collections.get(collection_id) or self._new_collection()
+                self._collections[collection_id] = coll
+                coll.index.add_with_ids(matrix[rows], np.asarray([ids[i] for i in rows], np.int64))
                 for i in rows:
                     record = batch[i]
-                    shard.members[ids[i]] = (record.chunk_id, record.document_id)
+                    coll.members[ids[i]] = (record.chunk_id, record.document_id)
+                    coll.added[ids[i]] = None
                     self._locations[record.chunk_id] = _Location(
                         ids[i], record.document_id, collection_id
                     )
@@ -189,44 +169,56 @@ class FaissVectorStore:
             return len(chunks)
 
     def clear(self) -> None:
-        """Drop every vector; ``flush()`` then removes the shard files. Keeps the manifest."""
+        """Drop every vector; ``flush()`` then removes the segment files. Keeps the manifest."""
         with self._lock:
             self._check_open()
-            self._dirty.update(self._shards, self._committed)
-            self._shards.clear()
+            self._dirty.update(self._collections)
+            self._collections.clear()
             self._locations.clear()
             self._by_document.clear()
 
     def flush(self) -> None:
-        """Write changed shards to new files, then switch ``shards.json`` to them atomically."""
+        """Write what changed since the last flush as new segment files, then switch
+        ``shards.json`` to them atomically; see the module docstring."""
         with self._lock:
             self._check_open()
             if not self._dirty:
                 return
             generation = self._generation + 1
-            files = dict(self._committed)
-            for n, collection_id in enumerate(sorted(self._dirty)):
-                files.pop(collection_id, None)
-                if collection_id not in self._shards:
-                    continue
-                name = f"{SHARD_PREFIX}{generation:010d}-{n:06d}.npz"
-                try:
-                    atomic_write(
-                        self.directory / name, functools.partial(self._dump, collection_id)
-                    )
-                except (OSError, RuntimeError, ValueError) as e:
-                    raise VectorStoreError(f"cannot write index file {name}: {e}") from e
-                files[collection_id] = name
-            table = ShardTable(
-                generation, {c: (f, len(self._shards[c].members)) for c, f in files.items()}
-            )
+            changed: dict[str, list[Segment]] = {}
+            committed = False
             try:
-                write_shard_table(self.directory, table, format_version=FORMAT_VERSION)
-            except OSError as e:
+                for n, collection_id in enumerate(sorted(self._dirty)):
+                    changed[collection_id] = self._write_changes(collection_id, generation, n)
+                table = SegmentTable(
+                    generation,
+                    {
+                        c: tuple(s.entry() for s in changed.get(c, coll.segments))
+                        for c, coll in self._collections.items()
+                        if changed.get(c, coll.segments)
+                    },
+                )
+                files = {s.file for entries in table.collections.values() for s in entries}
+                if files != self._committed:  # else the changes cancelled out
+                    write_segment_table(self.directory, table, format_version=FORMAT_VERSION)
+                committed = True
+            except (OSError, RuntimeError, ValueError) as e:
                 raise VectorStoreError(f"cannot commit index at {self.directory}: {e}") from e
-            self._committed, self._generation = files, generation
+            finally:
+                # A failed attempt may leave segment files that no table names.
+                self._sweep = self._sweep or not committed
+            for collection_id, written in changed.items():
+                coll = self._collections.get(collection_id)
+                if coll is None:
+                    continue
+                if not written:  # every row was deleted: the collection is gone
+                    del self._collections[collection_id]
+                    continue
+                coll.segments, coll.added, coll.deleted = written, {}, []
             self._dirty.clear()
-            remove_stale_files(self.directory, prefix=SHARD_PREFIX, keep=set(files.values()))
+            if files != self._committed:
+                self._generation = generation
+                self._clean_up(files)
 
     def close(self) -> None:
         """Release the store without flushing; unflushed changes are discarded."""
@@ -238,7 +230,7 @@ class FaissVectorStore:
                     len(self._dirty),
                 )
             self._closed = True
-            self._shards.clear()
+            self._collections.clear()
             self._locations.clear()
             self._by_document.clear()
 
@@ -253,7 +245,7 @@ class FaissVectorStore:
     def search(
         self, query: Vector, *, k: int, collections: Collection[str] | None = None
     ) -> list[VectorHit]:
-        """Top-``k`` hits by cosine; only the requested collections' shards are searched."""
+        """Top-``k`` hits by cosine; only the requested collections are searched."""
         if k < 0:
             raise VectorStoreError(f"k must be >= 0, got {k}")
         q = self._as_matrix([query], what="query")
@@ -261,13 +253,13 @@ class FaissVectorStore:
             self._check_open()
             candidates: list[tuple[float, str, str, str]] = []
             for collection_id in self._selected(collections):
-                shard = self._shards[collection_id]
-                if k == 0 or shard.index.ntotal == 0:
+                coll = self._collections[collection_id]
+                if k == 0 or coll.index.ntotal == 0:
                     continue
-                scores, ids = shard.index.search(q, min(k, shard.index.ntotal))
+                scores, ids = coll.index.search(q, min(k, coll.index.ntotal))
                 for score, fid in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
                     if fid >= 0:  # faiss pads missing results with -1
-                        chunk_id, document_id = shard.members[fid]
+                        chunk_id, document_id = coll.members[fid]
                         candidates.append((score, chunk_id, document_id, collection_id))
         best = heapq.nsmallest(k, candidates, key=lambda c: (-c[0], c[1]))
         return [
@@ -283,33 +275,69 @@ class FaissVectorStore:
     def count(self, *, collections: Collection[str] | None = None) -> int:
         with self._lock:
             self._check_open()
-            return sum(int(self._shards[c].index.ntotal) for c in self._selected(collections))
+            return sum(int(self._collections[c].index.ntotal) for c in self._selected(collections))
 
     # -- internals -------------------------------------------------------------
 
-    def _new_shard(self) -> _Shard:
-        return _Shard(index=faiss.IndexIDMap2(faiss.IndexFlatIP(self.manifest.dimension)))
+    def _new_collection(self) -> segments.Collection:
+        return segments.Collection(index=segments.new_index(self.manifest.dimension))
+
+    def _write_changes(self, collection_id: str, generation: int, n: int) -> list[Segment]:
+        """Write the segment holding a collection's changes (merged with its newest
+        segments, per the merge policy); returns the collection's new segment list."""
+        coll = self._collections.get(collection_id)
+        if coll is None or not coll.members:
+            return []
+        keep = coll.merge_plan()
+        ids, tombstones = coll.merged_rows(keep)
+        if not ids and not len(tombstones):
+            return coll.segments[:keep]
+        if ids:
+            vectors = coll.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        else:
+            vectors = np.zeros((0, self.manifest.dimension), dtype=np.float32)
+        name = segments.segment_name(generation, n)
+        write = functools.partial(
+            segments.write_segment,
+            collection_id=collection_id,
+            generation=generation,
+            ids=ids,
+            vectors=vectors,
+            members=coll.members,
+            tombstones=tombstones,
+        )
+        atomic_write(self.directory / name, write)
+        written = Segment(name, generation, len(ids), tombstones, dict.fromkeys(ids))
+        return [*coll.segments[:keep], written]
+
+    def _clean_up(self, keep: set[str]) -> None:
+        """Delete the files the new ``shards.json`` no longer names (best effort)."""
+        if self._sweep:
+            done = remove_stale_files(self.directory, prefix=segments.SEGMENT_PREFIX, keep=keep)
+        else:
+            done = remove_files(self.directory, sorted(self._committed - keep))
+        self._committed, self._sweep = keep, not done
 
     def _selected(self, collections: Collection[str] | None) -> list[str]:
         if collections is None:
-            return list(self._shards)
+            return list(self._collections)
         if isinstance(collections, str):
             raise TypeError("collections must be a collection of ids, not a string")
-        return [c for c in set(collections) if c in self._shards]
+        return [c for c in set(collections) if c in self._collections]
 
     def _check_open(self) -> None:
         if self._closed:
             raise VectorStoreError(f"FAISS index at {self.directory} is closed")
 
     def _check_batch(self, batch: list[VectorRecord], ids: list[int]) -> None:
-        """Refuse empty ids, and two chunk ids hashing to one faiss id in a shard (~2**-63)."""
+        """Refuse empty ids, and two chunk ids hashing to one faiss id in a collection (~2**-63)."""
         owners: dict[tuple[str, int], str] = {}
         for record, fid in zip(batch, ids, strict=True):
             for name in ("chunk_id", "document_id", "collection_id"):
                 if not isinstance(value := getattr(record, name), str) or not value:
                     raise VectorStoreError(f"{name} must be a non-empty string, got {value!r}")
-            shard = self._shards.get(record.collection_id)
-            stored = shard.members.get(fid) if shard is not None else None
+            coll = self._collections.get(record.collection_id)
+            stored = coll.members.get(fid) if coll is not None else None
             batch_owner = owners.setdefault((record.collection_id, fid), record.chunk_id)
             if batch_owner != record.chunk_id or (stored and stored[0] != record.chunk_id):
                 raise VectorStoreError(f"faiss id collision for chunk {record.chunk_id!r}")
@@ -324,25 +352,14 @@ class FaissVectorStore:
             if not doc_chunks:
                 del self._by_document[loc.document_id]
         for collection_id, fids in by_collection.items():
-            shard = self._shards[collection_id]
-            shard.index.remove_ids(np.asarray(fids, dtype=np.int64))
+            coll = self._collections[collection_id]
+            coll.index.remove_ids(np.asarray(fids, dtype=np.int64))
             for fid in fids:
-                del shard.members[fid]
-            if not shard.members:
-                del self._shards[collection_id]
+                del coll.members[fid]
+                coll.forget(fid)
+            if not coll.members:
+                del self._collections[collection_id]
             self._dirty.add(collection_id)
-
-    def _dump(self, collection_id: str, fh: IO[bytes]) -> None:
-        shard = self._shards[collection_id]
-        ids = list(shard.members)
-        np.savez(
-            fh,
-            collection_id=np.asarray(collection_id),
-            ids=np.asarray(ids, dtype=np.int64),
-            chunk_ids=np.asarray([shard.members[i][0] for i in ids], dtype=np.str_),
-            document_ids=np.asarray([shard.members[i][1] for i in ids], dtype=np.str_),
-            index=faiss.serialize_index(shard.index),
-        )
 
     def _as_matrix(self, vectors: Sequence[Vector], *, what: str) -> Any:
         try:

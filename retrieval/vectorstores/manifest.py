@@ -1,8 +1,8 @@
-"""On-disk helpers for file-backed indexes: manifest, shard table, atomic writes.
+"""On-disk helpers for file-backed indexes: manifest, segment table, atomic writes.
 
 ``manifest.json`` records which embedding model (and dimension) built an index, so
 an index is never queried with vectors from another model. ``shards.json`` is the
-commit point of a sharded index: it names the one file per shard that is current.
+commit point of a segmented index: it names the files that make up each collection.
 Writes go to a temp file in the same directory, are fsynced and then renamed over
 the target, so a reader sees either the old file or the new one, never a torn write.
 """
@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -115,7 +115,7 @@ def write_manifest(directory: Path, manifest: IndexManifest) -> None:
 
 
 def check_manifest(found: IndexManifest, expected: IndexManifest, directory: Path) -> None:
-    """Refuse an index built with another model, dimension, backend or a newer format."""
+    """Refuse an index built with another model, dimension, backend or on-disk format."""
     if (found.embedding_model, found.dimension) != (expected.embedding_model, expected.dimension):
         raise IndexMismatchError(
             f"index at {directory} was built with {found.embedding_model!r} "
@@ -133,48 +133,124 @@ def check_manifest(found: IndexManifest, expected: IndexManifest, directory: Pat
             f"this Lantern understands ({expected.format_version}); upgrade Lantern or "
             f"{REINDEX_HINT}"
         )
+    if found.format_version != expected.format_version:
+        raise IndexMismatchError(
+            f"index at {directory} has format version {found.format_version}, which this "
+            f"Lantern no longer reads (it reads {expected.format_version}); {REINDEX_HINT}"
+        )
 
 
 @dataclass(frozen=True)
-class ShardTable:
-    """The committed shards: shard key -> (file name, vector count), and a generation
-    counter that makes every flush's file names new."""
+class SegmentEntry:
+    """One committed segment file: the flush generation that wrote it, how many vectors
+    and tombstones it holds (checked against the file when it is read)."""
+
+    file: str
+    generation: int
+    vectors: int
+    tombstones: int
+
+
+@dataclass(frozen=True)
+class SegmentTable:
+    """The committed state: collection id -> its segments, oldest first, and a
+    generation counter that makes every flush's file names new."""
 
     generation: int = 0
-    shards: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    collections: Mapping[str, tuple[SegmentEntry, ...]] = field(default_factory=dict)
 
 
-def read_shard_table(directory: Path) -> ShardTable:
-    """The committed shard table; an empty one when nothing was flushed yet."""
+def read_segment_table(
+    directory: Path, *, format_version: int, valid_name: Callable[[str], bool]
+) -> SegmentTable:
+    """The committed segment table; an empty one when nothing was flushed yet.
+
+    A table in another format, or naming a file outside the index's own naming
+    scheme, is refused rather than half-read.
+    """
     path = directory / SHARDS_NAME
     if not path.exists():
-        return ShardTable()
+        return SegmentTable()
     state = read_json(path)
+    if state.get("format_version") != format_version:
+        raise VectorStoreError(
+            f"{path} has format version {state.get('format_version')!r}, this Lantern reads "
+            f"{format_version}; {REINDEX_HINT}"
+        )
     try:
-        shards = {str(k): (str(v["file"]), int(v["count"])) for k, v in state["shards"].items()}
-        return ShardTable(generation=int(state["generation"]), shards=shards)
+        generation = int(state["generation"])
+        collections = {
+            str(collection): tuple(
+                SegmentEntry(
+                    file=str(s["file"]),
+                    generation=int(s["generation"]),
+                    vectors=int(s["vectors"]),
+                    tombstones=int(s["tombstones"]),
+                )
+                for s in segments
+            )
+            for collection, segments in state["collections"].items()
+        }
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise VectorStoreError(f"{path} is malformed ({e!r}); {REINDEX_HINT}") from e
+    files = [s.file for entries in collections.values() for s in entries]
+    sane = all(
+        valid_name(s.file)
+        and 0 < s.generation <= generation
+        and s.vectors >= 0
+        and s.tombstones >= 0
+        for entries in collections.values()
+        for s in entries
+    )
+    if not sane or len(set(files)) != len(files):
+        raise VectorStoreError(f"{path} names invalid segment files; {REINDEX_HINT}")
+    return SegmentTable(generation=generation, collections=collections)
 
 
-def write_shard_table(directory: Path, table: ShardTable, *, format_version: int) -> None:
+def write_segment_table(directory: Path, table: SegmentTable, *, format_version: int) -> None:
     """Commit ``table`` with one atomic rename: the single point a flush takes effect."""
     atomic_write_json(
         directory / SHARDS_NAME,
         {
             "format_version": format_version,
             "generation": table.generation,
-            "shards": {k: {"file": f, "count": n} for k, (f, n) in table.shards.items()},
+            "collections": {
+                collection: [
+                    {
+                        "file": s.file,
+                        "generation": s.generation,
+                        "vectors": s.vectors,
+                        "tombstones": s.tombstones,
+                    }
+                    for s in segments
+                ]
+                for collection, segments in table.collections.items()
+            },
         },
     )
 
 
-def remove_stale_files(directory: Path, *, prefix: str, keep: set[str]) -> None:
-    """Delete ``prefix*`` files not in ``keep`` and temp files left by a crashed write."""
-    for path in directory.iterdir():
-        stale = path.name.startswith((prefix, TEMP_PREFIX)) and path.name not in keep
-        if stale and path.is_file():
-            try:
-                path.unlink()
-            except OSError as e:  # harmless: the next flush tries again
-                logger.warning("could not remove stale index file %s: %s", path, e)
+def remove_stale_files(directory: Path, *, prefix: str, keep: set[str]) -> bool:
+    """Delete ``prefix*`` files not in ``keep`` and temp files left by a crashed write.
+
+    Returns False when some file could not be removed (the caller tries again later).
+    """
+    names = [
+        p.name
+        for p in directory.iterdir()
+        if p.name.startswith((prefix, TEMP_PREFIX)) and p.name not in keep and p.is_file()
+    ]
+    return remove_files(directory, names)
+
+
+def remove_files(directory: Path, names: Iterable[str]) -> bool:
+    """Delete files no longer referenced; False when one could not be removed."""
+    removed_all = True
+    for name in names:
+        path = directory / name
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:  # harmless: unreferenced files are ignored when loading
+            logger.warning("could not remove stale index file %s: %s", path, e)
+            removed_all = False
+    return removed_all

@@ -69,6 +69,11 @@ def test_ingest_search_list_delete(cli: Any, folder: Path) -> None:
     assert rows["broken.pdf"]["error"]
     assert rows["hr/handbook.pdf"]["pages"] == 2
 
+    r = cli("jobs", "--status", "failed")
+    assert r.exit_code == 0
+    assert "broken.pdf" in r.output
+    assert "handbook" not in r.output
+
     r = cli("docs", "delete", "it.docx")
     assert r.exit_code == 0, r.output
     r = cli("search", "VPN", "--json")

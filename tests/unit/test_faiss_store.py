@@ -1,4 +1,5 @@
-"""FAISS-specific behaviour: crash safety of flush, corrupt files, shard files, registry."""
+"""FAISS-specific behaviour: segments and their merging, crash safety of flush, corrupt
+files, the registry."""
 
 from __future__ import annotations
 
@@ -15,19 +16,22 @@ import numpy as np
 import pytest
 
 from retrieval.errors import IndexMismatchError, VectorStoreError
+from retrieval.vectorstores import _faiss_segments as segments
 from retrieval.vectorstores import faiss_store
 from retrieval.vectorstores.faiss_store import FaissVectorStore, faiss_id
 from retrieval.vectorstores.registry import create_vector_store
 from tests.contract.vectorstore_contract import DIM, MODEL, rec, vec
+
+COLLECTIONS = ("a", "b", "c", "d", "e")
 
 
 def open_store(directory: Path, model: str = MODEL, dimension: int = DIM) -> FaissVectorStore:
     return FaissVectorStore(directory, embedding_model=model, dimension=dimension)
 
 
-def snapshot(store: FaissVectorStore) -> tuple[Any, ...]:
-    hits = store.search(vec(1, 1, 1), k=100)
-    per_collection = {c: store.count(collections={c}) for c in ("a", "b", "c", "d")}
+def snapshot(store: FaissVectorStore, k: int = 1000) -> tuple[Any, ...]:
+    hits = store.search(vec(1, 1, 1), k=k)
+    per_collection = {c: store.count(collections={c}) for c in COLLECTIONS}
     return (
         store.document_ids(),
         per_collection,
@@ -35,14 +39,41 @@ def snapshot(store: FaissVectorStore) -> tuple[Any, ...]:
     )
 
 
-def shard_files(directory: Path) -> dict[str, str]:
-    table = json.loads((directory / "shards.json").read_text())
-    return {c: entry["file"] for c, entry in table["shards"].items()}
+def table(directory: Path) -> dict[str, list[dict[str, Any]]]:
+    collections: dict[str, list[dict[str, Any]]] = json.loads(
+        (directory / "shards.json").read_text()
+    )["collections"]
+    return collections
+
+
+def segment_files(directory: Path) -> dict[str, list[str]]:
+    return {c: [s["file"] for s in entries] for c, entries in table(directory).items()}
+
+
+def files_on_disk(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("seg-*"))
+
+
+def assert_no_garbage(directory: Path) -> None:
+    named = sorted(f for files in segment_files(directory).values() for f in files)
+    assert files_on_disk(directory) == named
+    assert not list(directory.glob(".tmp-*"))
+
+
+def unit_rows(n: int, seed: int, dimension: int = DIM) -> Any:
+    rows = np.random.default_rng(seed).standard_normal((n, dimension)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests of many flushes: what they check does not depend on durability."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
 
 
 @pytest.fixture
 def flushed(tmp_path: Path) -> FaissVectorStore:
-    """Collections a (d1: two chunks), b (d2), c (d3), flushed to disk."""
+    """Collections a (d1: two chunks), b (d2), c (d3), e (e0..e29, 300 chunks), flushed."""
     store = open_store(tmp_path)
     store.upsert(
         [
@@ -52,32 +83,218 @@ def flushed(tmp_path: Path) -> FaissVectorStore:
             rec("c1", "d3", "c", vec(0, 0, 1)),
         ]
     )
+    store.upsert([rec(f"e{i}", f"e{i // 10}", "e", v) for i, v in enumerate(unit_rows(300, 3))])
     store.flush()
     return store
 
 
-def change_every_kind_of_shard(store: FaissVectorStore) -> None:
-    """Grow a, move b's only chunk to a (b empties), delete c's document, create d."""
+def change_every_kind_of_collection(store: FaissVectorStore) -> None:
+    """Grow a, move b's only chunk to a (b empties), delete c's document, create d;
+    in e (big enough to keep its segment) delete two documents, replace and add a chunk."""
     store.upsert([rec("a3", "d4", "a", vec(1, 2)), rec("b1", "d2", "a", vec(0, 1))])
-    store.delete_documents(["d3"])
+    store.delete_documents(["d3", "e1", "e2"])
     store.upsert([rec("d1", "d5", "d", vec(2, 1, 1))])
+    store.upsert([rec("e0", "e0", "e", vec(1, 1, 1)), rec("e-new", "e30", "e", vec(1, 1, 0.9))])
+
+
+# -- segments: a flush writes what changed -------------------------------------
+
+
+def test_a_flush_appends_a_segment_of_the_changes(
+    flushed: FaissVectorStore, tmp_path: Path
+) -> None:
+    old = segment_files(tmp_path)
+    change_every_kind_of_collection(flushed)
+    flushed.flush()
+    new = segment_files(tmp_path)
+    assert set(new) == {"a", "d", "e"}
+    assert new["e"][0] == old["e"][0]  # the big segment stays; its changes are appended
+    (added,) = [s for s in table(tmp_path)["e"] if s["file"] not in old["e"]]
+    assert (added["vectors"], added["tombstones"]) == (2, 21)  # e0 and e-new; 20 + e0's old row
+    assert len(new["a"]) == 1  # small segments are merged by every flush
+    assert_no_garbage(tmp_path)
+
+
+@pytest.mark.parametrize("change", ["add", "replace", "delete"])
+def test_small_flush_into_large_collection_writes_o_of_the_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    store = open_store(tmp_path, dimension=64)
+    rows = unit_rows(20_000, 1, 64)
+    store.upsert([rec(f"c{i}", f"d{i // 50}", "big", v) for i, v in enumerate(rows)])
+    store.flush()
+    (base,) = files_on_disk(tmp_path)
+    full = (tmp_path / base).stat().st_size
+    base_mtime = (tmp_path / base).stat().st_mtime_ns
+    written: list[int] = []
+    real_replace = os.replace
+
+    def measuring_replace(src: Any, dst: Any) -> None:
+        written.append(Path(src).stat().st_size)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", measuring_replace)
+    if change == "delete":
+        assert store.delete_documents(["d7"]) == 50
+    else:
+        prefix = "new" if change == "add" else "c"
+        store.upsert(
+            [rec(f"{prefix}{i}", "dn", "big", v) for i, v in enumerate(unit_rows(50, 2, 64))]
+        )
+    store.flush()
+    assert sum(written) < 0.05 * full
+    assert len(files_on_disk(tmp_path)) == 2
+    assert (tmp_path / base).stat().st_mtime_ns == base_mtime
+
+
+def test_many_small_flushes_reopen_like_one_big_flush(tmp_path: Path, no_fsync: None) -> None:
+    rng = np.random.default_rng(11)
+    small, big = open_store(tmp_path / "small"), open_store(tmp_path / "big")
+    docs: dict[str, list[str]] = {}
+    max_segments = 0
+    for step in range(400):
+        action = rng.choice(["add", "add", "replace", "delete"]) if docs else "add"
+        if action == "delete":
+            doc = sorted(docs)[rng.integers(len(docs))]
+            del docs[doc]
+            for store in (small, big):
+                store.delete_documents([doc])
+        else:
+            doc = f"doc{step}" if action == "add" else sorted(docs)[rng.integers(len(docs))]
+            n = len(docs.get(doc, ())) or int(rng.integers(1, 12))
+            docs[doc] = [f"{doc}-{i}" for i in range(n)]
+            collection = COLLECTIONS[int(rng.integers(3))]  # a replace may move the document
+            batch = [
+                rec(c, doc, collection, v)
+                for c, v in zip(docs[doc], unit_rows(n, step), strict=True)
+            ]
+            for store in (small, big):
+                store.upsert(batch)
+        small.flush()
+        max_segments = max(
+            [max_segments, *(len(f) for f in segment_files(tmp_path / "small").values())]
+        )
+    big.flush()
+    queries = unit_rows(10, 99)
+    expected = [snapshot(small)] + [small.search(q, k=10) for q in queries]
+    for store in (small, big):
+        store.close()
+    for directory in ("small", "big"):
+        again = open_store(tmp_path / directory)
+        assert [snapshot(again)] + [again.search(q, k=10) for q in queries] == expected
+        assert [again.search(q, k=5, collections={"b"}) for q in queries] == [
+            [h for h in again.search(q, k=1000) if h.collection_id == "b"][:5] for q in queries
+        ]
+    assert 1 < max_segments <= segments.MAX_SEGMENTS
+    assert_no_garbage(tmp_path / "small")
+
+
+def test_segment_count_and_files_stay_bounded(tmp_path: Path, no_fsync: None) -> None:
+    store = open_store(tmp_path)
+    rows = unit_rows(6000, 5)
+    for start in range(0, 6000, 10):
+        store.upsert([rec(f"c{i}", f"d{start}", "a", rows[i]) for i in range(start, start + 10)])
+        store.flush()
+        assert len(segment_files(tmp_path)["a"]) <= 1 + segments.tier(start + 10)
+        assert len(files_on_disk(tmp_path)) == len(segment_files(tmp_path)["a"])
+    assert store.count() == 6000
+    one_segment = open_store(tmp_path / "one")
+    one_segment.upsert([rec(f"c{i}", f"d{i - i % 10}", "a", rows[i]) for i in range(6000)])
+    one_segment.flush()
+    on_disk = sum(p.stat().st_size for p in tmp_path.glob("seg-*"))
+    assert on_disk < 1.1 * sum(p.stat().st_size for p in (tmp_path / "one").glob("seg-*"))
+
+
+def test_tombstones_over_a_quarter_compact_the_collection(tmp_path: Path, no_fsync: None) -> None:
+    store = open_store(tmp_path)
+    store.upsert([rec(f"c{i}", f"d{i // 10}", "a", v) for i, v in enumerate(unit_rows(2000, 4))])
+    store.flush()
+    layouts = []
+    for doc in range(60):  # 10 chunks each: 600 of 2000 vectors
+        store.delete_documents([f"d{doc}"])
+        store.flush()
+        layouts.append([(s["vectors"], s["tombstones"]) for s in table(tmp_path)["a"]])
+    assert layouts[0] == [(2000, 0), (0, 10)]  # a delete writes tombstones only
+    # 41st delete: 410 dead > 25% of 1590 live, so the flush rewrites the collection.
+    assert layouts.index([(1590, 0)]) == 40
+    assert all(layout[0] == (2000, 0) and len(layout) <= 4 for layout in layouts[:40])
+    assert layouts[-1] == [(1590, 0), (0, 130), (0, 60)]
+    assert len(files_on_disk(tmp_path)) == 3
+    store.close()
+    again = open_store(tmp_path)
+    assert again.count() == 1400
+    assert again.document_ids() == {f"d{i}" for i in range(60, 200)}
+
+
+def test_replacements_and_deletes_survive_reopening(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.upsert([rec(f"c{i}", f"d{i // 10}", "a", v) for i, v in enumerate(unit_rows(500, 6))])
+    store.flush()
+    for round_ in range(3):  # the same chunk replaced in three successive segments
+        store.upsert([rec("c0", "d0", "a", vec(1, round_))])
+        store.delete_documents([f"d{round_ + 1}"])
+        store.flush()
+    store.upsert([rec("c499", "d49", "b", vec(0, 1))])  # moved to another collection
+    store.flush()
+    assert len(segment_files(tmp_path)["a"]) > 1
+    before = snapshot(store)
+    store.close()
+    again = open_store(tmp_path)
+    assert snapshot(again) == before
+    assert again.count(collections={"a"}) == 500 - 30 - 1
+    (hit,) = again.search(vec(1, 2), k=1)
+    assert (hit.chunk_id, hit.score) == ("c0", pytest.approx(1.0, abs=1e-5))
+    assert [h.chunk_id for h in again.search(vec(0, 1), k=1, collections={"b"})] == ["c499"]
+    assert not {"d1", "d2", "d3"} & again.document_ids()
+
+
+def fake_segment(vectors: int, live: int, tombstones: int = 0) -> segments.Segment:
+    return segments.Segment(
+        "seg.npz", 1, vectors, np.zeros((tombstones, 2), np.int64), dict.fromkeys(range(live))
+    )
+
+
+@pytest.mark.parametrize(
+    ("sizes", "pending", "keep"),
+    [
+        ([1000, 300], 50, 2),  # a smaller tier than the newest segment: append
+        ([1000, 100], 50, 1),  # same tier: merge
+        ([5000, 300, 100], 200, 1),  # merging stops at a larger tier
+        ([1000, 300, 100], 0, 3),  # nothing changed: nothing rewritten
+    ],
+)
+def test_merge_policy_merges_the_newest_segments_of_a_tier(
+    sizes: list[int], pending: int, keep: int
+) -> None:
+    found = [fake_segment(n, n) for n in sizes]
+    assert segments.segments_to_keep(found, pending=pending, live=sum(sizes)) == keep
+
+
+def test_merge_policy_caps_segments_and_compacts_tombstones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(segments, "MAX_SEGMENTS", 3)
+    tiers = [fake_segment(n, n) for n in (100_000, 10_000, 1000)]
+    assert segments.segments_to_keep(tiers, pending=1, live=111_001) == 2
+    dead = [fake_segment(1000, 790), fake_segment(0, 0, 210)]
+    assert segments.segments_to_keep(dead, pending=1, live=790) == 0
 
 
 # -- atomicity ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("failing_call", [0, 1, 2])
+@pytest.mark.parametrize("failing_call", [0, 1, 2, 3], ids=["seg-a", "seg-d", "seg-e", "commit"])
 def test_crash_during_flush_leaves_previous_state_loadable(
     flushed: FaissVectorStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_call: int
 ) -> None:
     before = snapshot(flushed)
-    change_every_kind_of_shard(flushed)
+    change_every_kind_of_collection(flushed)
     after = snapshot(flushed)
     real_replace, calls = os.replace, []
 
     def crashing_replace(src: Any, dst: Any) -> None:
-        calls.append(dst)
-        if len(calls) - 1 == failing_call:  # 0, 1: a new shard file; 2: shards.json
+        calls.append(Path(dst).name)
+        if len(calls) - 1 == failing_call:
             raise OSError("disk on fire")
         real_replace(src, dst)
 
@@ -85,8 +302,9 @@ def test_crash_during_flush_leaves_previous_state_loadable(
     with pytest.raises(VectorStoreError, match="disk on fire"):
         flushed.flush()
     monkeypatch.setattr(os, "replace", real_replace)
+    assert calls[-1] == ("shards.json" if failing_call == 3 else calls[-1])
     # What a killed process would leave: a half-written temp file next to the data.
-    (tmp_path / ".tmp-crashed.part").write_bytes(b"half a shard")
+    (tmp_path / ".tmp-crashed.part").write_bytes(b"half a segment")
 
     reopened = open_store(tmp_path)
     assert snapshot(reopened) == before
@@ -95,16 +313,37 @@ def test_crash_during_flush_leaves_previous_state_loadable(
     flushed.flush()  # the failed flush kept its changes: retrying commits them
     flushed.close()
     assert snapshot(open_store(tmp_path)) == after
-    assert not list(tmp_path.glob(".tmp-*"))
-    assert sorted(p.name for p in tmp_path.glob("shard-*")) == sorted(
-        shard_files(tmp_path).values()
-    )
+    assert_no_garbage(tmp_path)
+
+
+def test_process_killed_before_commit_then_another_process_flushes(
+    flushed: FaissVectorStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot(flushed)
+    change_every_kind_of_collection(flushed)
+    with monkeypatch.context() as patch:  # every segment is in place, shards.json is not
+        patch.setattr(faiss_store, "write_segment_table", _raise_killed)
+        with pytest.raises(KeyboardInterrupt):
+            flushed.flush()
+    assert len(files_on_disk(tmp_path)) > sum(map(len, segment_files(tmp_path).values()))
+    successor = open_store(tmp_path)
+    assert snapshot(successor) == before
+    successor.upsert([rec("a9", "d9", "a", vec(3, 1))])
+    successor.flush()  # reuses the dead attempt's file names, and removes its leftovers
+    expected = snapshot(successor)
+    successor.close()
+    assert snapshot(open_store(tmp_path)) == expected
+    assert_no_garbage(tmp_path)
+
+
+def _raise_killed(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
 
 
 def test_crash_after_commit_before_cleanup_loads_new_state(
     flushed: FaissVectorStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    change_every_kind_of_shard(flushed)
+    change_every_kind_of_collection(flushed)
     after = snapshot(flushed)
 
     def failing_unlink(self: Path, missing_ok: bool = False) -> None:
@@ -113,41 +352,41 @@ def test_crash_after_commit_before_cleanup_loads_new_state(
     with monkeypatch.context() as patch:
         patch.setattr(Path, "unlink", failing_unlink)
         flushed.flush()  # committed; only the clean-up failed
-    assert len(list(tmp_path.glob("shard-*"))) > len(shard_files(tmp_path))
+    assert len(files_on_disk(tmp_path)) > sum(map(len, segment_files(tmp_path).values()))
     assert snapshot(open_store(tmp_path)) == after
 
     flushed.upsert([rec("a4", "d6", "a", vec(3, 1))])
     flushed.flush()
-    assert sorted(p.name for p in tmp_path.glob("shard-*")) == sorted(
-        shard_files(tmp_path).values()
-    )
+    assert_no_garbage(tmp_path)
 
 
-def test_only_changed_shards_are_rewritten(flushed: FaissVectorStore, tmp_path: Path) -> None:
-    old = shard_files(tmp_path)
+def test_only_changed_collections_get_new_files(flushed: FaissVectorStore, tmp_path: Path) -> None:
+    old = segment_files(tmp_path)
     flushed.upsert([rec("a3", "d4", "a", vec(1, 2))])
     flushed.flush()
-    new = shard_files(tmp_path)
-    assert new["b"] == old["b"]
-    assert new["c"] == old["c"]
+    new = segment_files(tmp_path)
+    assert {c: new[c] for c in "bce"} == {c: old[c] for c in "bce"}
     assert new["a"] != old["a"]
-    assert not (tmp_path / old["a"]).exists()
+    assert not (tmp_path / old["a"][0]).exists()
 
 
 def test_flush_without_changes_writes_nothing(flushed: FaissVectorStore, tmp_path: Path) -> None:
     mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    flushed.upsert([rec("tmp", "dt", "a", vec(1))])
+    flushed.delete_documents(["dt"])
+    flushed.flush()
     flushed.flush()
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == mtimes
 
 
-def test_shard_file_is_removed_when_its_collection_empties(
+def test_segment_files_are_removed_when_their_collection_empties(
     flushed: FaissVectorStore, tmp_path: Path
 ) -> None:
-    c_file = shard_files(tmp_path)["c"]
+    c_files = segment_files(tmp_path)["c"]
     flushed.delete_documents(["d3"])
     flushed.flush()
-    assert "c" not in shard_files(tmp_path)
-    assert not (tmp_path / c_file).exists()
+    assert "c" not in segment_files(tmp_path)
+    assert not any((tmp_path / f).exists() for f in c_files)
     flushed.clear()
     flushed.flush()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "shards.json"]
@@ -162,14 +401,20 @@ def test_shard_file_is_removed_when_its_collection_empties(
         lambda data: data[: len(data) // 2],
         lambda data: b"not a zip file at all",
         lambda data: data[:200] + bytes(b ^ 0xFF for b in data[200:260]) + data[260:],
+        lambda data: (
+            data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 1]) + data[len(data) // 2 + 1 :]
+        ),
     ],
-    ids=["truncated", "garbage", "flipped-bytes"],
+    ids=["truncated", "garbage", "flipped-bytes", "one-bit-flipped"],
 )
-def test_corrupt_shard_file_names_the_file_and_suggests_reindex(
-    flushed: FaissVectorStore, tmp_path: Path, corrupt: Any
+@pytest.mark.parametrize("which", [0, -1], ids=["base-segment", "tombstone-segment"])
+def test_corrupt_segment_file_names_the_file_and_suggests_reindex(
+    flushed: FaissVectorStore, tmp_path: Path, corrupt: Any, which: int
 ) -> None:
+    flushed.delete_documents(["e5"])
+    flushed.flush()
     flushed.close()
-    path = tmp_path / shard_files(tmp_path)["a"]
+    path = tmp_path / segment_files(tmp_path)["e"][which]
     path.write_bytes(corrupt(path.read_bytes()))
     with pytest.raises(VectorStoreError, match="lantern reindex") as info:
         open_store(tmp_path)
@@ -186,10 +431,61 @@ def test_corrupt_json_suggests_reindex(
         open_store(tmp_path)
 
 
-def test_missing_shard_file_is_reported(flushed: FaissVectorStore, tmp_path: Path) -> None:
+def test_missing_segment_file_is_reported(flushed: FaissVectorStore, tmp_path: Path) -> None:
     flushed.close()
-    (tmp_path / shard_files(tmp_path)["b"]).unlink()
+    (tmp_path / segment_files(tmp_path)["b"][0]).unlink()
     with pytest.raises(VectorStoreError, match="lantern reindex"):
+        open_store(tmp_path)
+
+
+def rewrite_table(directory: Path, edit: Any) -> None:
+    state = json.loads((directory / "shards.json").read_text())
+    edit(state)
+    (directory / "shards.json").write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda t: t["collections"]["b"][0].update(file=t["collections"]["c"][0]["file"]),
+        lambda t: t["collections"]["e"].reverse(),
+        lambda t: t["collections"]["e"].pop(0),
+        lambda t: t["collections"]["e"][1].update(tombstones=3),
+        lambda t: t["collections"]["b"][0].update(file="../seg-0000000001-000000.npz"),
+        lambda t: t.update(generation=0),
+    ],
+    ids=["other-collection", "reordered", "base-missing", "count", "path", "generation"],
+)
+def test_table_that_does_not_match_its_files_is_refused(
+    flushed: FaissVectorStore, tmp_path: Path, edit: Any
+) -> None:
+    flushed.delete_documents(["e5"])
+    flushed.flush()
+    flushed.close()
+    rewrite_table(tmp_path, edit)
+    with pytest.raises(VectorStoreError, match="lantern reindex"):
+        open_store(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"), [(1, "no longer reads"), (3, "newer than this Lantern")]
+)
+def test_index_in_another_format_is_refused(
+    flushed: FaissVectorStore, tmp_path: Path, version: int, message: str
+) -> None:
+    flushed.close()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": version}))
+    with pytest.raises(IndexMismatchError, match=f"format version {version}.*{message}"):
+        open_store(tmp_path)
+
+
+def test_commit_table_in_another_format_is_refused(
+    flushed: FaissVectorStore, tmp_path: Path
+) -> None:
+    flushed.close()
+    rewrite_table(tmp_path, lambda t: t.update(format_version=1))
+    with pytest.raises(VectorStoreError, match=r"format version 1.*lantern reindex"):
         open_store(tmp_path)
 
 
