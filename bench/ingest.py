@@ -3,6 +3,10 @@
 Usage::
 
     python bench/ingest.py /tmp/corpus [--max-docs N] [--repeat 1] [--json out.json]
+                                       [--model NAME_OR_DIR] [--no-pdfminer]
+
+Runs offline (``HF_HUB_OFFLINE=1`` unless set); ``BENCH_TRACEBACK=1`` prints the
+traceback of each failing file.
 
 Every file goes through the production pieces wired by ``app.container.Container``:
 ``IngestionPipeline.prepare`` (detect+parse, chunk, embed, with its own per-stage
@@ -54,6 +58,7 @@ class FileResult:
 @dataclass
 class Run:
     wall: float
+    cpu: float  # this process's CPU seconds; well under wall x threads means contention
     files: list[FileResult]
 
     @property
@@ -98,7 +103,7 @@ def run_once(container: Any, files: list[Path], index_dir: Path) -> Run:
     def progress(stage: str, fraction: float) -> None:
         pass
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         for n, path in enumerate(files):
             data = path.read_bytes()
@@ -126,7 +131,7 @@ def run_once(container: Any, files: list[Path], index_dir: Path) -> Run:
                     traceback.print_exc()
     finally:
         store.close()
-    return Run(time.perf_counter() - started, results)
+    return Run(time.perf_counter() - started, time.process_time() - cpu, results)
 
 
 def compare_pdf(parser: Any, pdfs: list[Path]) -> dict[str, Any]:
@@ -203,6 +208,7 @@ def environment(container: Any) -> dict[str, Any]:
         "cpus_usable": cpus_usable,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -237,6 +243,7 @@ def summary(run: Run) -> dict[str, Any]:
         "stages_s": stages,
         "sum_of_stages_s": sum(stages.values()),
         "wall_s": run.wall,
+        "cpu_s": run.cpu,
         "per_format": per_format,
     }
 
@@ -259,7 +266,9 @@ def render(
         f"- chunker: max {env['chunk_max_tokens']} tokens, overlap {env['chunk_overlap_tokens']}",
         f"- torch {env['torch']}, {env['torch_threads']} threads; {env['cpu_count']} CPUs "
         f"({env['cpus_usable']} usable); Python {env['python']}",
-        f"- {best}; pages: PDF pages and PPTX slides, 1 per DOCX/HTML/Markdown file",
+        f"- {best}: process CPU {s['cpu_s']:.0f} s over {s['wall_s']:.0f} s wall "
+        f"({s['cpu_s'] / s['wall_s']:.2f} cores busy); load average {env['loadavg']}",
+        "- pages: PDF pages and PPTX slides; 1 per DOCX/HTML/Markdown file",
         "",
         "| stage | seconds | share | pages/s | chunks/s |",
         "|---|---:|---:|---:|---:|",
@@ -310,7 +319,7 @@ def render_errors(run: Run) -> str:
     if not failed:
         return ""
     kinds = Counter(f.error.split(":", 1)[0] for f in failed if f.error)
-    lines = ["", f"Errors ({', '.join(f'{n} {k}' for k, n in kinds.items())}):", ""]
+    lines = ["", "", f"Errors ({', '.join(f'{n} {k}' for k, n in kinds.items())}):", ""]
     lines += [f"- `{f.name}`: {f.error}" for f in failed]
     return "\n".join(lines)
 

@@ -154,7 +154,7 @@ def build_pdf(path: Path, title: str, pool: Pool, rng: random.Random) -> int:
             self.set_font("Helvetica", "", 8)
             self.cell(0, 6, f"Page {self.page_no()}", align="C")
 
-    NL = {"new_x": "LMARGIN", "new_y": "NEXT"}  # noqa: N806 - back to the left margin
+    nl = {"new_x": "LMARGIN", "new_y": "NEXT"}  # after each block, back to the left margin
     pdf = Report(format="A4")
     pdf.set_creation_date(datetime(*FIXED_DATE, tzinfo=UTC))
     pdf.set_title(latin1(title))
@@ -162,7 +162,7 @@ def build_pdf(path: Path, title: str, pool: Pool, rng: random.Random) -> int:
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)
-    pdf.multi_cell(0, 8, latin1(title), **NL)
+    pdf.multi_cell(0, 8, latin1(title), **nl)
     pdf.ln(4)
     target = rng.randint(PDF_PAGES[0], PDF_PAGES[1] - 1)  # the last section may spill one page
     n = 0
@@ -172,14 +172,14 @@ def build_pdf(path: Path, title: str, pool: Pool, rng: random.Random) -> int:
         name = latin1(f"{n}. {short(heading)}")
         pdf.start_section(name, level=0)
         pdf.set_font("Helvetica", "B", 12)
-        pdf.multi_cell(0, 7, name, **NL)
+        pdf.multi_cell(0, 7, name, **nl)
         pdf.ln(1)
         pdf.set_font("Helvetica", "", 10.5)
         if n % 3 == 0:  # some sections as bullet lists
             for s in sentences(text):
-                pdf.multi_cell(0, 5.2, latin1(f"- {s}"), **NL)
+                pdf.multi_cell(0, 5.2, latin1(f"- {s}"), **nl)
         else:
-            pdf.multi_cell(0, 5.2, latin1(text), **NL)
+            pdf.multi_cell(0, 5.2, latin1(text), **nl)
         if n % 5 == 0:
             pdf.ln(2)
             pdf.set_font("Helvetica", "", 9)

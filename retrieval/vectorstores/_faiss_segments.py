@@ -214,9 +214,8 @@ def load_collection(
             segment.live[fid] = None
         collection.segments.append(segment)
         ids_of[entry.generation] = ids
-    for segment in collection.segments:
-        if segment.live:
-            _add_rows(collection, directory / segment.file, segment, ids_of[segment.generation])
+    for segment in collection.segments:  # every file is read whole: its CRCs get checked
+        _add_rows(collection, directory / segment.file, segment, ids_of[segment.generation])
     return collection
 
 
@@ -231,6 +230,8 @@ def _add_rows(collection: Collection, path: Path, segment: Segment, ids: Int64Ar
     )
     if not consistent:
         raise _inconsistent(path)
+    if not segment.live:
+        return
     if len(segment.live) < n:
         mask = np.fromiter((fid in segment.live for fid in ids.tolist()), dtype=bool, count=n)
         ids, vectors = ids[mask], vectors[mask]

@@ -214,6 +214,25 @@ class VectorStoreContract:
         hits = again.search(vec(1), k=3, collections={"cb"})
         assert [(h.chunk_id, h.document_id) for h in hits] == [("c3", "d3"), ("c2", "d2")]
 
+    def test_changes_across_several_flushes_survive_reopening(
+        self, make_store: MakeStore, tmp_path: Path
+    ) -> None:
+        first = make_store(tmp_path / "idx")
+        first.upsert([rec(f"c{i}", f"d{i % 3}", "ca", vec(1, i)) for i in range(6)])
+        first.flush()
+        first.upsert([rec("c0", "d0", "ca", vec(0, 0, 1))])  # replaced
+        first.flush()
+        first.upsert([rec("c1", "d1", "cb", vec(1, 1))])  # moved
+        first.delete_documents(["d2"])
+        first.flush()
+        first.close()
+        again = make_store(tmp_path / "idx")
+        assert (again.count(collections={"ca"}), again.count(collections={"cb"})) == (3, 1)
+        (hit,) = again.search(vec(0, 0, 1), k=1)
+        assert (hit.chunk_id, hit.score) == ("c0", pytest.approx(1.0, abs=1e-5))
+        assert [h.chunk_id for h in again.search(vec(1), k=5, collections={"cb"})] == ["c1"]
+        assert again.document_ids() == {"d0", "d1"}
+
     def test_unflushed_changes_are_not_persisted(
         self, make_store: MakeStore, tmp_path: Path
     ) -> None:

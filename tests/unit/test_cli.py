@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from app.cli.common import console
 from app.cli.main import app
 from tests.fixtures import docs
 
@@ -19,6 +20,8 @@ def cli(monkeypatch: pytest.MonkeyPatch, settings: Any, embedder: Any):  # type:
     monkeypatch.setenv("LANTERN_DATABASE__URL", settings.database_url)
     monkeypatch.setenv("LANTERN_INGESTION__MAX_FILE_MB", "5")
     monkeypatch.setattr("app.container.create_embedder", lambda **_: embedder)
+    # A wide terminal, so that table cells are not folded mid-word.
+    monkeypatch.setattr(console, "width", 200)
     runner = CliRunner()
 
     def run(*args: str) -> Any:

@@ -3,12 +3,14 @@ files, the registry."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -395,15 +397,22 @@ def test_segment_files_are_removed_when_their_collection_empties(
 # -- corrupt and foreign files -----------------------------------------------
 
 
+def flip_last_data_byte(data: bytes) -> bytes:
+    """Flip a bit in the data of the segment's last array (tombstones), past its header."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo("tombstones.npy")
+    start = info.header_offset + 30 + int.from_bytes(data[info.header_offset + 26 :][:2], "little")
+    end = start + int.from_bytes(data[info.header_offset + 28 :][:2], "little") + info.file_size
+    return data[: end - 1] + bytes([data[end - 1] ^ 1]) + data[end:]
+
+
 @pytest.mark.parametrize(
     "corrupt",
     [
         lambda data: data[: len(data) // 2],
         lambda data: b"not a zip file at all",
         lambda data: data[:200] + bytes(b ^ 0xFF for b in data[200:260]) + data[260:],
-        lambda data: (
-            data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 1]) + data[len(data) // 2 + 1 :]
-        ),
+        flip_last_data_byte,
     ],
     ids=["truncated", "garbage", "flipped-bytes", "one-bit-flipped"],
 )
