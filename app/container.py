@@ -79,6 +79,9 @@ class Container:
             fallback=e.fallback,
             query_instruction=e.query_instruction,
             batch_size=e.batch_size,
+            backend=e.backend,
+            quantize=e.quantize,
+            cache_dir=self.settings.data_dir / "models" / "onnx",
         )
 
     @property

@@ -46,6 +46,17 @@ class EmbeddingSettings(BaseModel):
         "one for known bge models and none otherwise.",
     )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per encode batch.")
+    backend: Literal["torch", "onnx"] = Field(
+        default="onnx",
+        description="CPU runtime for the embedding model: `onnx` (onnxruntime, exported once "
+        "under <data_dir>/models/onnx, same vectors, faster) or `torch`. Falls back to torch "
+        "with a warning when the export is impossible; GPU devices always use torch.",
+    )
+    quantize: bool = Field(
+        default=False,
+        description="With backend `onnx`: dynamic int8 weights, ~2.5x faster than torch, "
+        "vectors within cosine ~0.99 of full precision.",
+    )
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1, mps.")
 
 

@@ -71,11 +71,15 @@ class SentenceTransformerEmbedder:
         is_fallback: bool = False,
         query_instruction: str | None = None,
         batch_size: int = 32,
+        model_path: str | None = None,
     ) -> None:
         self._model = model
         self.model_name = model_name
         self.is_fallback = is_fallback
         self.batch_size = batch_size
+        #: The local directory the model was loaded from (the ONNX backend exports from it).
+        self.model_path = model_path
+        self.backend = "torch"
         dim = (
             model.get_embedding_dimension()
             if hasattr(model, "get_embedding_dimension")
@@ -89,6 +93,11 @@ class SentenceTransformerEmbedder:
             else query_instruction
         )
         self.tokenizer: Tokenizer = HFTokenizer(model.tokenizer)
+
+    @property
+    def sentence_transformer(self) -> Any:
+        """The wrapped ``SentenceTransformer`` (for exporting it to another runtime)."""
+        return self._model
 
     def embed_documents(
         self, texts: Sequence[str], *, progress: ProgressFn | None = None
@@ -190,7 +199,11 @@ def load_sentence_transformer(
         else:
             log.info("embedding model %s loaded from %s", model, path)
             return SentenceTransformerEmbedder(
-                st, model_name=model, query_instruction=query_instruction, batch_size=batch_size
+                st,
+                model_name=model,
+                query_instruction=query_instruction,
+                batch_size=batch_size,
+                model_path=path,
             )
     reason = "; ".join(e.splitlines()[0][:200] for e in errors)
     fallback_path = bundled_fallback_path()
@@ -214,4 +227,5 @@ def load_sentence_transformer(
         is_fallback=True,
         query_instruction=query_instruction,
         batch_size=batch_size,
+        model_path=str(fallback_path),
     )
