@@ -196,6 +196,7 @@ def environment(container: Any) -> dict[str, Any]:
     return {
         "embedder": embedder.model_name,
         "embedder_fallback": embedder.is_fallback,
+        "runtime": getattr(embedder, "backend", "torch"),
         "dimension": embedder.dimension,
         "batch_size": container.settings.embedding.batch_size,
         "device": container.settings.embedding.device,
@@ -260,7 +261,7 @@ def render(
         "",
         f"- corpus: `{folder}`: {s['files']} files ({formats}), {s['bytes'] / 1e6:.1f} MB; "
         f"{s['pages']} pages, {s['chunks']} chunks; {s['errors']} errors",
-        f"- embedder: {env['embedder']}{fallback}, dim {env['dimension']}, "
+        f"- embedder: {env['embedder']}{fallback} on {env['runtime']}, dim {env['dimension']}, "
         f"batch {env['batch_size']}, device {env['device']}, load {env['model_load_s']:.1f} s "
         "(not in the stages)",
         f"- chunker: max {env['chunk_max_tokens']} tokens, overlap {env['chunk_overlap_tokens']}",
@@ -354,12 +355,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.path.insert(0, str(REPO))
     from app.container import Container
-    from app.settings import EmbeddingSettings, Settings
+    from app.settings import Settings
     from ingestion.detect import PDF_MIME
 
     with tempfile.TemporaryDirectory(prefix="lantern-bench-") as tmp:
-        embedding = EmbeddingSettings(**({"model": args.model} if args.model else {}))
-        container = Container(Settings(data_dir=Path(tmp) / "data", embedding=embedding))
+        # LANTERN_EMBEDDING__* variables apply (e.g. BACKEND=torch, QUANTIZE=true).
+        settings = Settings(data_dir=Path(tmp) / "data")
+        if args.model:
+            settings.embedding.model = args.model
+        container = Container(settings)
         try:
             env = environment(container)
             print(f"embedder {env['embedder']} loaded in {env['model_load_s']:.1f} s", flush=True)
