@@ -2,6 +2,8 @@
 
 RetrievalError
  ├── EmbeddingError       a model failed to load or encode
+ ├── LexicalIndexError    the BM25 index failed to read, write or search
+ ├── RerankError          a cross-encoder failed to load or score
  └── VectorStoreError     a vector index failed to read, write or search
       └── IndexMismatchError  the index was built with another embedding model/dimension
 """
@@ -14,6 +16,14 @@ class RetrievalError(Exception):
 
 
 class EmbeddingError(RetrievalError):
+    pass
+
+
+class LexicalIndexError(RetrievalError):
+    pass
+
+
+class RerankError(RetrievalError):
     pass
 
 
