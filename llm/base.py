@@ -32,6 +32,9 @@ class Source:
     title: str
     page: int | None
     text: str
+    #: Offset of ``text`` within its page's text, so a quote's page offsets are
+    #: ``char_start + citation.char_start``; None when unknown.
+    char_start: int | None = None
 
 
 @dataclass(frozen=True)
