@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from functools import cached_property
+from pathlib import Path
 
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine
@@ -28,6 +29,10 @@ from ingestion.pipeline import IngestionPipeline
 from ingestion.worker import WorkerPool
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.registry import create_embedder
+from retrieval.hybrid import HybridRetriever
+from retrieval.lexical.base import LexicalIndex
+from retrieval.lexical.registry import create_lexical_index
+from retrieval.rerank import load_reranker
 from retrieval.vectorstores.base import VectorStore
 from retrieval.vectorstores.registry import create_vector_store
 
@@ -100,6 +105,37 @@ class Container:
             dimension=self.embedder.dimension,
         )
 
+    @cached_property
+    def lexical(self) -> LexicalIndex:
+        return self.open_lexical_index(self.settings.index_dir / "bm25")
+
+    def open_lexical_index(self, directory: os.PathLike[str]) -> LexicalIndex:
+        return create_lexical_index(
+            "bm25", directory=Path(directory), cache_dir=self.settings.data_dir / "cache"
+        )
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        r = self.settings.retrieval
+        reranker = None
+        if r.mode == "hybrid+rerank":
+            reranker = load_reranker(
+                r.reranker_model,
+                device=self.settings.embedding.device,
+                allow_download=self.settings.embedding.allow_download,
+            )
+        return HybridRetriever(
+            self.embedder,
+            self.vectors,
+            self.lexical,
+            reranker=reranker,
+            text_lookup=self.search.chunk_texts,
+            dense_k=r.dense_k,
+            lexical_k=r.lexical_k,
+            weights=(r.dense_weight, r.lexical_weight),
+            rrf_k=r.rrf_k,
+        )
+
     # -- ingestion -----------------------------------------------------------------
 
     @cached_property
@@ -136,7 +172,9 @@ class Container:
 
     @cached_property
     def runner(self) -> JobRunner:
-        return JobRunner(self.job_store, self.pipeline, self.vectors, self.blobs)
+        return JobRunner(
+            self.job_store, self.pipeline, self.vectors, self.blobs, lexical=self.lexical
+        )
 
     # -- services ------------------------------------------------------------------
 
@@ -150,7 +188,9 @@ class Container:
 
     @cached_property
     def search(self) -> SearchService:
-        return SearchService(self.sessions, self.embedder, self.vectors)
+        return SearchService(
+            self.sessions, lambda: self.retriever, mode=self.settings.retrieval.mode
+        )
 
     # -- workers -------------------------------------------------------------------
 
@@ -183,11 +223,17 @@ class Container:
         exclusive = self._worker_lock is not None
         self.job_store.recover(exclusive=exclusive)
         live = self.job_store.live_document_ids(include_processing=not exclusive)
-        orphans = self.vectors.document_ids() - live
-        if orphans:
-            n = self.vectors.delete_documents(orphans)
-            self.vectors.flush()
-            log.warning("removed %d orphan vectors of %d documents", n, len(orphans))
+        for index in (self.vectors, self.lexical):
+            orphans = index.document_ids() - live
+            if orphans:
+                n = index.delete_documents(orphans)
+                index.flush()
+                log.warning(
+                    "removed %d orphan %s entries of %d documents",
+                    n,
+                    type(index).__name__,
+                    len(orphans),
+                )
         if exclusive:
             self.job_store.gc_blobs()
 
@@ -199,8 +245,9 @@ class Container:
         if self._pool is not None:
             self._pool.stop()
             self._pool = None
-        if "vectors" in self.__dict__:
-            self.vectors.close()
+        for name in ("vectors", "lexical"):
+            if name in self.__dict__:
+                self.__dict__[name].close()
         if self._worker_lock is not None:
             self._worker_lock.release()
             self._worker_lock = None

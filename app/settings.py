@@ -72,6 +72,23 @@ class ChunkingSettings(BaseModel):
     )
 
 
+class RetrievalSettings(BaseModel):
+    mode: Literal["hybrid", "dense", "bm25", "hybrid+rerank"] = Field(
+        default="hybrid",
+        description="dense (vectors), bm25 (words), hybrid (both, fused by RRF) or "
+        "hybrid+rerank (then a cross-encoder; off with a log line where it cannot load).",
+    )
+    dense_k: int = Field(default=50, ge=1, le=1000, description="Depth of the vector search.")
+    lexical_k: int = Field(default=50, ge=1, le=1000, description="Depth of the BM25 search.")
+    dense_weight: float = Field(default=1.0, ge=0, description="RRF weight of the vector list.")
+    lexical_weight: float = Field(default=1.0, ge=0, description="RRF weight of the BM25 list.")
+    rrf_k: float = Field(default=60.0, gt=0, description="RRF constant: 1 / (k + rank).")
+    reranker_model: str = Field(
+        default="BAAI/bge-reranker-base",
+        description="Cross-encoder for hybrid+rerank: a hub id or a local directory.",
+    )
+
+
 class VectorStoreSettings(BaseModel):
     kind: Literal["faiss", "milvus"] = Field(
         default="faiss", description="faiss (files in the data dir) or milvus (scale-out)."
@@ -118,6 +135,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
 

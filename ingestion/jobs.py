@@ -19,6 +19,7 @@ from ingestion.chunking import ChunkDraft, chunk_id
 from ingestion.errors import IngestionError
 from ingestion.parsers.base import ParsedDocument
 from ingestion.pipeline import STAGE_SPAN, IngestionPipeline
+from retrieval.lexical.base import LexicalIndex, LexicalRecord
 from retrieval.vectorstores.base import VectorRecord, VectorStore
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,12 @@ class JobRunner:
         pipeline: IngestionPipeline,
         vectors: VectorStore,
         blobs: BlobStore,
+        lexical: LexicalIndex | None = None,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.vectors = vectors
+        self.lexical = lexical
         self.blobs = blobs
 
     def run(self, job_id: str) -> None:
@@ -117,7 +120,7 @@ class JobRunner:
         self.store.save_chunks(
             spec, mime=prepared.mime, parsed=prepared.parsed, chunks=prepared.chunks, chunk_ids=ids
         )
-        # A crashed earlier attempt may have left vectors behind.
+        # A crashed earlier attempt may have left entries behind.
         self.vectors.delete_documents([spec.document_id])
         self.vectors.upsert(
             [
@@ -126,6 +129,18 @@ class JobRunner:
             ]
         )
         self.vectors.flush()
+        if self.lexical is not None:
+            title = prepared.parsed.title
+            self.lexical.delete_documents([spec.document_id])
+            self.lexical.upsert(
+                [
+                    LexicalRecord(
+                        cid, spec.document_id, spec.collection_id, c.embedding_text(title)
+                    )
+                    for c, cid in zip(prepared.chunks, ids, strict=True)
+                ]
+            )
+            self.lexical.flush()
         timings["index"] = time.perf_counter() - t
         try:
             replaced = self.store.mark_ready(spec, timings=timings)
@@ -135,9 +150,13 @@ class JobRunner:
             self._drop_vectors(*replaced)
 
     def _drop_vectors(self, *document_ids: str) -> None:
-        try:
-            if self.vectors.delete_documents(document_ids):
-                self.vectors.flush()
-        except Exception:
-            # Left for the start-up reconciliation, which removes orphan vectors.
-            log.exception("could not remove vectors of %s", document_ids)
+        """Remove the documents from every index (vector and lexical)."""
+        for index in (self.vectors, self.lexical):
+            if index is None:
+                continue
+            try:
+                if index.delete_documents(document_ids):
+                    index.flush()
+            except Exception:
+                # Left for the start-up reconciliation, which removes orphan entries.
+                log.exception("could not remove %s from %s", document_ids, type(index).__name__)

@@ -182,7 +182,7 @@ def docs_delete(
                 missing += 1
                 continue
             for d in docs:
-                c.documents.delete(d.id, vectors=c.vectors)
+                c.documents.delete(d.id, vectors=c.vectors, lexical=c.lexical)
                 console.print(f"deleted {d.name} (v{d.version}, {d.id[:8]})")
     raise typer.Exit(1 if missing else 0)
 
@@ -231,6 +231,8 @@ def reindex() -> None:
                 c.embedder,
                 directory,
                 c.open_vector_store,
+                lexical_dir=c.settings.index_dir / "bm25",
+                open_lexical=c.open_lexical_index,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     console.print(f"reindexed {n} chunks into {directory}")

@@ -21,6 +21,7 @@ from app.db.models import (
 from app.errors import NotFound
 from ingestion.blobstore import BlobStore, sha256_of
 from ingestion.errors import file_too_large
+from retrieval.lexical.base import LexicalIndex
 from retrieval.vectorstores.base import VectorStore
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,9 @@ class DocumentService:
                 return list(s.scalars(q.where(Document.id.startswith(ref))))
             return []
 
-    def delete(self, document_id: str, *, vectors: VectorStore) -> None:
+    def delete(
+        self, document_id: str, *, vectors: VectorStore, lexical: LexicalIndex | None = None
+    ) -> None:
         """Remove the rows (chunks, pages, jobs cascade), the vectors and, when no other
         document shares it, the blob. A job still running notices and stops."""
         with self.sessions.begin() as s:
@@ -198,8 +201,9 @@ class DocumentService:
                 raise NotFound(f"no document {document_id}")
             sha = doc.sha256
             s.delete(doc)
-        if vectors.delete_documents([document_id]):
-            vectors.flush()
+        for index in (vectors, lexical):
+            if index is not None and index.delete_documents([document_id]):
+                index.flush()
         with self.sessions() as s:
             shared = s.scalar(select(func.count()).where(Document.sha256 == sha))
         if not shared:

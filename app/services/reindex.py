@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.models import Chunk, Document, DocumentStatus
 from ingestion.chunking import ChunkDraft
 from retrieval.embedders.base import Embedder
+from retrieval.lexical.base import LexicalIndex, LexicalRecord
 from retrieval.vectorstores.base import VectorRecord, VectorStore
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,20 @@ def rebuild_index(
     directory: Path,
     open_store: Callable[[Path], VectorStore],
     *,
+    lexical_dir: Path | None = None,
+    open_lexical: Callable[[Path], LexicalIndex] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Re-embed every chunk of every ready document into a fresh index built beside
-    ``directory``, then swap it in. Search keeps working on the old index until the
-    swap; a crash mid-way leaves the old index untouched. Returns the vector count."""
-    staging = directory.with_name(directory.name + ".rebuild")
-    shutil.rmtree(staging, ignore_errors=True)
+    """Re-embed every chunk of every ready document into fresh vector and lexical
+    indexes built beside the live ones, then swap them in. Search keeps working on the
+    old indexes until the swap; a crash mid-way leaves them untouched. Returns the count."""
+    staging = _staging(directory)
     store = open_store(staging)
+    lexical = None
+    lexical_staging = None
+    if lexical_dir is not None and open_lexical is not None:
+        lexical_staging = _staging(lexical_dir)
+        lexical = open_lexical(lexical_staging)
     with sessions() as s:
         q = (
             select(Chunk, Document.collection_id, Document.title)
@@ -51,28 +58,45 @@ def rebuild_index(
         for row in s.execute(q).yield_per(BATCH):
             batch.append(tuple(row))  # type: ignore[arg-type]
             if len(batch) == BATCH:
-                done += _flush_batch(store, embedder, batch)
+                done += _flush_batch(store, lexical, embedder, batch)
                 batch = []
                 if progress:
                     progress(done, total)
         if batch:
-            done += _flush_batch(store, embedder, batch)
-    store.flush()
-    store.close()
+            done += _flush_batch(store, lexical, embedder, batch)
+    for index in (store, lexical):
+        if index is not None:
+            index.flush()
+            index.close()
     if progress:
         progress(done, total)
+    _swap(staging, directory)
+    if lexical_dir is not None and lexical_staging is not None:
+        _swap(lexical_staging, lexical_dir)
+    log.info("reindexed %d chunks with %s", done, embedder.model_name)
+    return done
+
+
+def _staging(directory: Path) -> Path:
+    staging = directory.with_name(directory.name + ".rebuild")
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def _swap(staging: Path, directory: Path) -> None:
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if directory.exists():
         directory.rename(old)
     staging.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
-    log.info("reindexed %d chunks with %s", done, embedder.model_name)
-    return done
 
 
 def _flush_batch(
-    store: VectorStore, embedder: Embedder, batch: list[tuple[Chunk, str, str | None]]
+    store: VectorStore,
+    lexical: LexicalIndex | None,
+    embedder: Embedder,
+    batch: list[tuple[Chunk, str, str | None]],
 ) -> int:
     texts = [
         ChunkDraft(
@@ -81,6 +105,13 @@ def _flush_batch(
         for c, _, title in batch
     ]
     vecs = embedder.embed_documents(texts)
+    if lexical is not None:
+        lexical.upsert(
+            [
+                LexicalRecord(c.id, c.document_id, collection_id, texts[i])
+                for i, (c, collection_id, _) in enumerate(batch)
+            ]
+        )
     store.upsert(
         [
             VectorRecord(c.id, c.document_id, collection_id, vecs[i])

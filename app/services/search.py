@@ -1,7 +1,8 @@
-"""Dense search over ready documents, returning chunks with their provenance."""
+"""Search over ready documents: hybrid retrieval, then chunks with their provenance."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Collection as Coll
 from dataclasses import dataclass
 
@@ -9,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Chunk, Collection, Document, DocumentStatus
-from retrieval.embedders.base import Embedder
-from retrieval.vectorstores.base import VectorStore
+from retrieval.hybrid import HybridRetriever, Mode
 
 
 @dataclass(frozen=True)
@@ -27,45 +27,69 @@ class SearchResult:
     char_start: int
     char_end: int
     score: float
+    ordinal: int = 0
+    token_count: int = 0
 
 
 class SearchService:
     def __init__(
-        self, sessions: sessionmaker[Session], embedder: Embedder, vectors: VectorStore
+        self,
+        sessions: sessionmaker[Session],
+        retriever: Callable[[], HybridRetriever],
+        *,
+        mode: Mode = "hybrid",
     ) -> None:
         self.sessions = sessions
-        self.embedder = embedder
-        self.vectors = vectors
+        self._retriever = retriever
+        self.mode = mode
+
+    def chunk_texts(self, chunk_ids: Sequence[str]) -> Mapping[str, str]:
+        """Texts of these chunks, for chunks of ready documents only: a document being
+        published or deleted never surfaces, even though its vectors may exist."""
+        if not chunk_ids:
+            return {}
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Chunk.id, Chunk.text)
+                .join(Document, Chunk.document_id == Document.id)
+                .where(Chunk.id.in_(list(chunk_ids)), Document.status == DocumentStatus.READY)
+            ).all()
+        return dict(rows)
 
     def search(
-        self, query: str, *, k: int = 5, collection_ids: Coll[str] | None = None
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        collection_ids: Coll[str] | None = None,
+        mode: Mode | None = None,
     ) -> list[SearchResult]:
-        """The ``k`` chunks closest to ``query`` in the given collections (all if None).
-        Only documents that are fully ingested are visible."""
+        """The ``k`` best chunks for ``query`` in the given collections (all if None)."""
         if not query.strip() or k <= 0:
             return []
-        qv = self.embedder.embed_query(query)[0]
-        # Over-fetch a little: vectors of a document still being published or removed
-        # are dropped by the status check below.
-        hits = self.vectors.search(qv, k=k + 10, collections=collection_ids)
-        if not hits:
+        result = self._retriever().retrieve(
+            query, k=k, collections=collection_ids, mode=mode or self.mode
+        )
+        return self.load([c.chunk_id for c in result], {c.chunk_id: c.score for c in result})
+
+    def load(self, chunk_ids: Sequence[str], scores: Mapping[str, float]) -> list[SearchResult]:
+        """Chunks with document and collection details, in the order given; chunks of
+        documents that are not ready are dropped."""
+        if not chunk_ids:
             return []
         with self.sessions() as s:
             rows = s.execute(
                 select(Chunk, Document, Collection.name)
                 .join(Document, Chunk.document_id == Document.id)
                 .join(Collection, Document.collection_id == Collection.id)
-                .where(
-                    Chunk.id.in_([h.chunk_id for h in hits]),
-                    Document.status == DocumentStatus.READY,
-                )
+                .where(Chunk.id.in_(list(chunk_ids)), Document.status == DocumentStatus.READY)
             ).all()
         by_id = {c.id: (c, d, cname) for c, d, cname in rows}
         out: list[SearchResult] = []
-        for h in hits:
-            if h.chunk_id not in by_id:
+        for cid in chunk_ids:
+            if cid not in by_id:
                 continue
-            c, d, cname = by_id[h.chunk_id]
+            c, d, cname = by_id[cid]
             out.append(
                 SearchResult(
                     chunk_id=c.id,
@@ -78,9 +102,9 @@ class SearchService:
                     text=c.text,
                     char_start=c.char_start,
                     char_end=c.char_end,
-                    score=h.score,
+                    score=scores.get(cid, 0.0),
+                    ordinal=c.ordinal,
+                    token_count=c.token_count,
                 )
             )
-            if len(out) == k:
-                break
         return out

@@ -123,9 +123,11 @@ def test_bad_inputs_fail_with_reasons_and_the_rest_ingests(container: Any) -> No
         assert "internal error" not in d.error, (name, d.error)
         assert chunk_rows(container, d.id) == 0, name
         assert d.id not in container.vectors.document_ids(), name
+        assert d.id not in container.lexical.document_ids(), name
     good = doc(container, results["good.md"].document_id)
     assert good.status == DocumentStatus.READY
     assert container.vectors.document_ids() == {good.id}
+    assert container.lexical.document_ids() == {good.id}
 
 
 def test_same_content_is_not_embedded_twice(container: Any) -> None:
@@ -157,6 +159,7 @@ def test_new_version_replaces_the_old_one(container: Any) -> None:
     hits = top(container, "when does the office open", k=5)
     assert [h.text for h in hits] == ["Office opens at ten."]
     assert container.vectors.document_ids() == {v2.document_id}
+    assert container.lexical.document_ids() == {v2.document_id}
 
 
 def test_delete_removes_rows_vectors_and_blob(container: Any) -> None:
@@ -164,10 +167,11 @@ def test_delete_removes_rows_vectors_and_blob(container: Any) -> None:
     r = ingest(container, {"bikes.md": data})["bikes.md"]
     sha = doc(container, r.document_id).sha256
     assert container.blobs.exists(sha)
-    container.documents.delete(r.document_id, vectors=container.vectors)
+    container.documents.delete(r.document_id, vectors=container.vectors, lexical=container.lexical)
     assert doc(container, r.document_id) is None
     assert chunk_rows(container, r.document_id) == 0
     assert r.document_id not in container.vectors.document_ids()
+    assert r.document_id not in container.lexical.document_ids()
     assert not container.blobs.exists(sha)
     assert top(container, "where do bikes go") == []
 
@@ -175,7 +179,7 @@ def test_delete_removes_rows_vectors_and_blob(container: Any) -> None:
 def test_deleting_during_ingestion_leaves_nothing(container: Any) -> None:
     r = add_files(container, {"x.md": docs.make_markdown("Temporary note about parking.")})["x.md"]
     job_id = container.job_store.claim_next()
-    container.documents.delete(r.document_id, vectors=container.vectors)
+    container.documents.delete(r.document_id, vectors=container.vectors, lexical=container.lexical)
     container.runner.run(job_id)  # notices the document is gone and stops
     assert container.vectors.document_ids() == set()
     assert chunk_rows(container, r.document_id) == 0

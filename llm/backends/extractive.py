@@ -1,0 +1,221 @@
+"""Answers without a generative model: the source sentences that best match the question.
+
+The question and every sentence of the top sources are analysed the way a BM25
+index does it (casefold, stop-words out, Snowball stems when PyStemmer is
+installed; Chinese as overlapping character bigrams). A sentence's support is the
+IDF-weighted share of the question's terms it contains, IDF taken over all the
+sentences, so rare terms ("parental") count for more than common ones ("leave").
+The answer is up to ``max_sentences`` sentences with support of at least
+``min_support``, best first, preferring distinct sources, each quoted verbatim
+(runs of whitespace aside) and followed by its marker ``[n]``. With none, it is
+exactly the not-found reply, in the question's language.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from llm.base import ChatRequest, Completion, FinishReason, Source, StreamEvent
+from llm.guards import approx_tokens, truncate_tokens
+from llm.language import HAN_CHARS, detect_language
+
+#: The not-found replies, word for word as the prompts tell models to give them.
+NOT_FOUND_TEXT = "I could not find this in the knowledge base."
+NOT_FOUND_TEXT_ZH = "知识库中没有找到相关内容。"
+
+MIN_SUPPORT = 0.5
+#: Sentences after the first need at least this share of the best one's support.
+RELATIVE_SUPPORT = 0.6
+MAX_SENTENCES = 3
+MAX_SOURCES = 5
+
+# A sentence ends at . ! ? followed by a space, at 。！？；, at a blank line or before a
+# list item. Single line breaks are not ends: PDF text breaks lines mid-sentence.
+_SENTENCE_END = re.compile(
+    r"[.!?][\"'”’)\]]*(?=\s)|[。！？；]+[”’」』）]*"
+    r"|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•·▪]|\d{1,2}[.)])\s)"
+)
+_BULLET = re.compile(r"^(?:[-*•·▪]|\d{1,2}[.)、])\s+")
+_MAX_SENTENCE_CHARS = 400  # longer pieces (tables, unpunctuated text) are split at line breaks
+_SPACE = re.compile(r"\s+")
+_SPACE_IN_HAN = re.compile(f"(?<=[{HAN_CHARS}，、：])\\s+(?=[{HAN_CHARS}])")
+_TERMS = re.compile(f"([{HAN_CHARS}]+)|[^\\W_{HAN_CHARS}]+")
+_STREAM_PIECE = re.compile(f"[{HAN_CHARS}]\\s*|[^\\s{HAN_CHARS}]+\\s*|\\s+")
+
+_STOPWORDS = frozenset(
+    """
+    a about above after again all also am an and any are as at be been before being
+    below between both but by can could did do does doing down during each few for
+    from further get gets got had has have having he her here hers him his how i if in
+    into is it its itself just me more most my no nor not now of off on once only or
+    other our ours out over own please same she should so some such tell than that the
+    their theirs them then there these they this those through to too under until up
+    us very was we were what when where which while who whom why will with would you
+    your yours many much explain describe show give list know need want
+    """.split()
+)
+# Chinese question words and particles: cut out of Han runs before taking n-grams.
+_HAN_DROP = re.compile(
+    "有多少|是多少|多少|为什么|什么|怎么样|怎么|如何|哪些|哪个|哪里|是否|能否|可否|请问|"
+    "有没有|是不是|[的了吗呢吧啊呀嘛是]"
+)
+
+
+def _english_stemmer() -> Callable[[str], str]:
+    try:
+        import Stemmer
+    except ImportError:
+        return lambda word: word
+    stemmer = Stemmer.Stemmer("english")
+    return lambda word: str(stemmer.stemWord(word))
+
+
+_local = threading.local()  # a PyStemmer object is not thread-safe: one per thread
+
+
+def _stem(word: str) -> str:
+    stem: Callable[[str], str] | None = getattr(_local, "stem", None)
+    if stem is None:
+        stem = _local.stem = _english_stemmer()
+    return stem(word)
+
+
+def terms(text: str) -> set[str]:
+    """Index terms of ``text``: stemmed content words; Han characters and their bigrams."""
+    out: set[str] = set()
+    for m in _TERMS.finditer(text.casefold()):
+        if m[1]:
+            for run in _HAN_DROP.split(m[1]):
+                out.update(run)
+                out.update(run[i : i + 2] for i in range(len(run) - 1))
+        elif m[0] not in _STOPWORDS:
+            out.add(_stem(m[0]))
+    return out
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str  # as quoted: the source's words, whitespace runs collapsed
+    source: Source
+    rank: int  # the source's position in the request
+    terms: frozenset[str]
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text``, each a verbatim slice (whitespace runs collapsed)."""
+    out: list[str] = []
+    start = 0
+    for end in [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
+        piece = _BULLET.sub("", text[start:end].strip())
+        start = end
+        lines = [piece] if len(piece) <= _MAX_SENTENCE_CHARS else piece.splitlines()
+        for line in lines:
+            line = _SPACE.sub(" ", _SPACE_IN_HAN.sub("", line.strip()))
+            if _substantial(line):
+                out.append(line)
+    return out
+
+
+def _substantial(sentence: str) -> bool:
+    """At least three words, or four Han characters: a heading alone says nothing."""
+    han = sum(len(m[1]) for m in _TERMS.finditer(sentence) if m[1])
+    words = sum(1 for m in _TERMS.finditer(sentence) if not m[1])
+    return words + han // 2 >= 3 or han >= 4
+
+
+class ExtractiveChatModel:
+    """Quotes the best-supported source sentences; needs no model and no network."""
+
+    name = "extractive"
+    counts_tokens: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        max_sentences: int = MAX_SENTENCES,
+        max_sources: int = MAX_SOURCES,
+        min_support: float = MIN_SUPPORT,
+    ) -> None:
+        self.max_sentences = max_sentences
+        self.max_sources = max_sources
+        self.min_support = min_support
+
+    def answer(
+        self, question: str, sources: Sequence[Source], max_tokens: int
+    ) -> tuple[str, FinishReason]:
+        """The answer text, and "length" if ``max_tokens`` left out a chosen sentence."""
+        picked = self._pick(question, sources)
+        if not picked:
+            lang = detect_language(question)
+            return (NOT_FOUND_TEXT_ZH if lang == "zh" else NOT_FOUND_TEXT), "stop"
+        parts: list[str] = []
+        for s in picked:
+            marker = f" [{s.source.n}]"
+            room = max_tokens - approx_tokens(" ".join(parts)) - approx_tokens(marker)
+            if approx_tokens(s.text) <= room:
+                parts.append(s.text + marker)
+                continue
+            if not parts and room > 0:  # the best sentence alone is too long: its start
+                parts.append(truncate_tokens(s.text, room) + marker)
+            return " ".join(parts), "length"
+        return " ".join(parts), "stop"
+
+    def _pick(self, question: str, sources: Sequence[Source]) -> list[_Sentence]:
+        wanted = terms(question)
+        sentences = [
+            _Sentence(text, source, rank, frozenset(terms(text)))
+            for rank, source in enumerate(sources[: self.max_sources])
+            for text in split_sentences(source.text)
+        ]
+        if not wanted or not sentences:
+            return []
+        df = Counter(t for s in sentences for t in s.terms & wanted)
+        idf = {t: math.log(1 + (len(sentences) + 1) / (df[t] + 0.5)) for t in wanted}
+        total = sum(idf.values())
+
+        def support(s: _Sentence) -> float:
+            return sum(idf[t] for t in s.terms & wanted) / total
+
+        scored = sorted(((support(s), s) for s in sentences), key=lambda x: (-x[0], x[1].rank))
+        if not scored:
+            return []
+        floor = max(self.min_support, RELATIVE_SUPPORT * scored[0][0])
+        scored = [(score, s) for score, s in scored if score >= floor]
+        # The best sentence of each source first, then second-best ones, ...
+        seen: Counter[int] = Counter()
+        order: list[tuple[int, float, int, _Sentence]] = []
+        for i, (score, s) in enumerate(scored):
+            order.append((seen[s.rank], -score, i, s))
+            seen[s.rank] += 1
+        chosen: list[_Sentence] = []
+        for _, _, _, s in sorted(order, key=lambda x: x[:3]):
+            if s.text not in {c.text for c in chosen}:
+                chosen.append(s)
+        return chosen[: self.max_sentences]
+
+    def complete(self, request: ChatRequest) -> Completion:
+        start = time.monotonic()
+        text, finish = self.answer(request.question, request.sources, request.params.max_tokens)
+        elapsed = time.monotonic() - start
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            model=self.name,
+            completion_tokens=approx_tokens(text),
+            ttft_s=elapsed,
+            total_s=elapsed,
+        )
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
+        """The same answer, word by word (Han character by character)."""
+        completion = self.complete(request)
+        for m in _STREAM_PIECE.finditer(completion.text):
+            yield StreamEvent(delta=m[0])
+        yield StreamEvent(done=True, completion=completion)

@@ -1,0 +1,1 @@
+"""Retrieval evaluation: IR metrics and a runner for BEIR-format datasets."""
