@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.engine import make_engine, make_session_factory
+from app.services.answer import AnswerOptions, AnswerService
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.jobstore import SqlJobStore
@@ -27,6 +28,8 @@ from ingestion.jobs import JobRunner
 from ingestion.parsers.registry import ParserRegistry, default_registry
 from ingestion.pipeline import IngestionPipeline
 from ingestion.worker import WorkerPool
+from llm.base import ChatModel, GenerationParams
+from llm.registry import create_chat_model, resolve_kind
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.registry import create_embedder
 from retrieval.hybrid import HybridRetriever
@@ -134,6 +137,51 @@ class Container:
             lexical_k=r.lexical_k,
             weights=(r.dense_weight, r.lexical_weight),
             rrf_k=r.rrf_k,
+        )
+
+    @cached_property
+    def chat_model(self) -> ChatModel:
+        m = self.settings.llm
+        return create_chat_model(
+            m.kind,
+            base_url=m.base_url,
+            api_key=m.api_key.get_secret_value() if m.api_key else None,
+            model=m.model,
+            read_timeout_s=m.timeout_s,
+            model_path=m.model_path,
+            n_ctx=m.n_ctx,
+            deterministic=m.deterministic,
+            seed=m.seed,
+        )
+
+    @property
+    def chat_kind(self) -> str:
+        m = self.settings.llm
+        return resolve_kind(m.kind, base_url=m.base_url, model_path=m.model_path)
+
+    @cached_property
+    def answers(self) -> AnswerService:
+        a, m = self.settings.answer, self.settings.llm
+        options = AnswerOptions(
+            top_k=a.top_k,
+            context_tokens=a.context_tokens,
+            history_tokens=a.history_tokens,
+            abstain_below=a.abstain_below,
+            params=GenerationParams(
+                max_tokens=m.max_tokens,
+                temperature=0.0 if m.deterministic else m.temperature,
+                seed=m.seed,
+                timeout_s=m.timeout_s,
+            ),
+        )
+        return AnswerService(
+            self.sessions,
+            self.search,
+            lambda: self.embedder,
+            lambda: self.vectors,
+            lambda: self.chat_model,
+            options=options,
+            extractive=self.chat_kind == "extractive",
         )
 
     # -- ingestion -----------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -89,6 +89,51 @@ class RetrievalSettings(BaseModel):
     )
 
 
+class LLMSettings(BaseModel):
+    kind: Literal["auto", "openai", "llamacpp", "extractive"] = Field(
+        default="auto",
+        description="auto: openai when base_url is set, else llamacpp when model_path is set, "
+        "else extractive (quotes the best-supported sentences; no model needed).",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible server, e.g. vLLM: http://gpu-host:8000/v1.",
+    )
+    api_key: SecretStr | None = Field(default=None, description="Bearer key for base_url.")
+    model: str | None = Field(
+        default=None,
+        description="Model (or LoRA adapter) name on the server, e.g. Qwen/Qwen2.5-7B-Instruct.",
+    )
+    model_path: str | None = Field(
+        default=None, description="GGUF file for in-process llama.cpp (kind llamacpp)."
+    )
+    n_ctx: int = Field(default=4096, ge=512, description="llama.cpp context window in tokens.")
+    max_tokens: int = Field(default=512, ge=1, description="Longest answer, in tokens.")
+    temperature: float = Field(default=0.1, ge=0, le=2, description="Sampling temperature.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Total time budget per answer.")
+    deterministic: bool = Field(
+        default=False, description="Greedy decoding with a fixed seed (tests, evaluations)."
+    )
+    seed: int = Field(default=0, description="Seed for deterministic decoding.")
+
+
+class AnswerSettings(BaseModel):
+    top_k: int = Field(default=8, ge=1, le=100, description="Chunks retrieved per question.")
+    context_tokens: int = Field(
+        default=1500, ge=100, description="Token budget for the sources put in the prompt."
+    )
+    history_tokens: int = Field(
+        default=1000, ge=0, description="Token budget for earlier turns of a chat."
+    )
+    abstain_below: float = Field(
+        default=0.15,
+        ge=-1,
+        le=1,
+        description="Cosine between a question and its closest chunk below which Lantern "
+        "says the answer is not in the knowledge base instead of guessing.",
+    )
+
+
 class VectorStoreSettings(BaseModel):
     kind: Literal["faiss", "milvus"] = Field(
         default="faiss", description="faiss (files in the data dir) or milvus (scale-out)."
@@ -136,6 +181,8 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -114,6 +114,54 @@ def search(
             short(r.text, 240),
         )
     console.print(table)
+
+
+def _collection_ids(c: Any, collection: str | None) -> list[str] | None:
+    if not collection:
+        return None
+    try:
+        return [c.collections.get_by_name(collection).id]
+    except LanternError as e:
+        err_console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    collection: CollectionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Answer QUESTION from the documents, streaming, with verified citations."""
+    from app.cli.ask import print_answer_stream
+
+    with open_container() as c:
+        ids = _collection_ids(c, collection)
+        print_answer_stream(c, question, collection_ids=ids, history=[], as_json=as_json)
+
+
+@app.command()
+def chat(collection: CollectionOpt = None) -> None:
+    """A multi-turn conversation in the terminal (empty line or Ctrl-D to quit)."""
+    from app.cli.ask import print_answer_stream
+    from llm.base import ChatMessage
+
+    with open_container() as c:
+        ids = _collection_ids(c, collection)
+        history: list[ChatMessage] = []
+        while True:
+            try:
+                question = console.input("[bold green]you>[/] ").strip()
+            except (EOFError, KeyboardInterrupt):
+                break
+            if not question:
+                break
+            console.print("[bold]lantern>[/] ", end="")
+            answer = print_answer_stream(c, question, collection_ids=ids, history=history)
+            history += [
+                ChatMessage("user", question),
+                ChatMessage("assistant", answer.text),
+            ]
 
 
 @docs_app.command("list")

@@ -1,0 +1,100 @@
+"""Questions answered from the documents, with citations a user can check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.db.models import Page
+from llm.base import ChatMessage
+from llm.testing import FakeChatModel
+from tests.fixtures import docs
+from tests.unit.ingest_helpers import ingest
+
+HANDBOOK = [
+    "# Welcome\n\nNorthwind builds lighting controls for offices and warehouses.",
+    "# Time off\n\nNew employees receive twenty-five vacation days per year.\n\n"
+    "Up to five unused days may be carried over until the end of March.",
+    "# Expenses\n\nSubmit expense claims within thirty days of purchase.",
+]
+
+
+@pytest.fixture
+def handbook(container: Any) -> Any:
+    return ingest(container, {"handbook.pdf": docs.make_pdf(HANDBOOK, title="Handbook")})
+
+
+def page_text(container: Any, document_id: str, page: int) -> str:
+    with container.sessions() as s:
+        return s.get(Page, (document_id, page)).text
+
+
+def test_extractive_answer_cites_the_right_page_with_a_verbatim_quote(
+    container: Any, handbook: Any
+) -> None:
+    answer = container.answers.ask("How many vacation days do new employees get?")
+    assert not answer.abstained
+    assert "twenty-five vacation days" in answer.text
+    [citation] = [c for c in answer.citations if "vacation" in c.quote]
+    assert (citation.title, citation.page) == ("Handbook", 2)
+    source = next(s for s in answer.sources if s.n == citation.n)
+    page = page_text(container, citation.document_id, 2)
+    start = source.char_start + citation.char_start
+    assert page[start : start + len(citation.quote)] == citation.quote
+    assert answer.provenance["prompt_version"]
+    assert all(r["content_hash"] for r in answer.provenance["retrieved"])
+
+
+def test_abstains_when_the_documents_cannot_answer(container: Any, handbook: Any) -> None:
+    answer = container.answers.ask("What is the share price of Tesla on the Nasdaq?")
+    assert answer.abstained
+    assert answer.text == "I could not find this in the knowledge base."
+    assert answer.citations == ()
+
+
+def test_chinese_question_gets_a_chinese_not_found(container: Any, handbook: Any) -> None:
+    answer = container.answers.ask("公司的股票价格是多少？")
+    assert answer.abstained
+    assert answer.text == "知识库中没有找到相关内容。"
+
+
+def fake(container: Any, *responses: str) -> FakeChatModel:
+    model = FakeChatModel()
+    for r in responses:
+        model.enqueue(r)
+    container.__dict__["chat_model"] = model
+    container.answers.extractive = False
+    return model
+
+
+def test_markers_to_missing_sources_are_dropped_and_counted(container: Any, handbook: Any) -> None:
+    fake(container, "New employees receive twenty-five vacation days per year [1] [7].")
+    answer = container.answers.ask("How many vacation days do new employees get?")
+    assert "[7]" not in answer.text
+    assert answer.dropped_markers == 1
+    assert [c.n for c in answer.citations] == [1]
+
+
+def test_a_fabricated_quote_gets_no_citation(container: Any, handbook: Any) -> None:
+    fake(container, "Employees get a free electric car after ten years [1].")
+    answer = container.answers.ask("What perks do employees get?")
+    assert answer.citations == ()
+    assert answer.unsupported == (1,)
+
+
+def test_follow_up_is_condensed_with_the_history(container: Any, handbook: Any) -> None:
+    model = fake(
+        container,
+        "How many unused vacation days can be carried over?",  # the condensed query
+        "Up to five unused days may be carried over until the end of March [1].",
+    )
+    history = [
+        ChatMessage("user", "How many vacation days do new employees get?"),
+        ChatMessage("assistant", "Twenty-five [1]."),
+    ]
+    answer = container.answers.ask("And how many carry over?", history=history)
+    assert answer.standalone_question == "How many unused vacation days can be carried over?"
+    assert "Twenty-five" in model.requests[0].messages[-1].content
+    assert answer.citations[0].page == 2
+    assert "carried over" in answer.citations[0].quote
