@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from app.cli.common import console, err_console, human_size, open_container, setup_logging, short
+from app.cli.evaluate import eval_app
 from app.errors import LanternError
 from ingestion.errors import IngestionError
 from retrieval.errors import RetrievalError
@@ -24,6 +25,7 @@ docs_app = typer.Typer(help="List and delete documents.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
 
 CollectionOpt = Annotated[
     str | None, typer.Option("--collection", "-c", help="Collection name (default: all).")

@@ -137,3 +137,48 @@ def test_changing_the_embedding_model_requires_reindex(
     assert cli("reindex").exit_code == 0
     hits = json.loads(cli("search", "holiday", "--json").output)
     assert hits[0]["document_name"] == "hr/handbook.pdf"
+
+
+def test_ask_answers_with_a_cited_page_and_abstains_otherwise(cli: Any, folder: Path) -> None:
+    (folder / "broken.pdf").unlink()
+    cli("ingest", str(folder), "--no-progress")
+    r = cli("ask", "How many days of holiday do staff get?", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert "twenty-five days" in out["answer"]
+    assert out["abstained"] is False
+    [cit] = out["citations"]
+    assert cit["page"] == 2
+    assert "twenty-five days of holiday" in cit["quote"]
+
+    r = cli("ask", "What was the stock price of the company in 1999?")
+    assert r.exit_code == 0
+    assert "could not find this in the knowledge base" in r.output
+
+
+def test_eval_retrieval_on_a_beir_folder(cli: Any, tmp_path: Path) -> None:
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    corpus = {
+        "d1": ("Vacation", "Employees receive twenty-five vacation days each year."),
+        "d2": ("Expenses", "Expense claims are submitted within thirty days."),
+        "d3": ("Security", "Passwords need fourteen characters and MFA."),
+    }
+    (beir / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": k, "title": t, "text": x}) for k, (t, x) in corpus.items())
+    )
+    queries = {"q1": "how many vacation days", "q2": "password length", "q3": "expense deadline"}
+    (beir / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": k, "text": v}) for k, v in queries.items())
+    )
+    (beir / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td2\t1\n"
+    )
+    r = cli(
+        "eval", "retrieval", "--beir", str(beir), "--mode", "bm25", "--mode", "hybrid", "--json"
+    )
+    assert r.exit_code == 0, r.output
+    reports = {rep["mode"]: rep for rep in json.loads(r.output[r.output.index("[") :])}
+    assert reports["bm25"]["ndcg10"] == pytest.approx(1.0)
+    assert reports["hybrid"]["ndcg10"] == pytest.approx(1.0)
+    assert reports["hybrid"]["n_queries"] == 3

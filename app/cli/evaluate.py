@@ -1,0 +1,86 @@
+"""``lantern eval``: retrieval quality on BEIR folders."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from app.cli.common import console, err_console
+from app.container import Container
+from app.settings import get_settings
+
+eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
+
+MODES = ("dense", "bm25", "hybrid", "hybrid+rerank")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    beir: Annotated[
+        Path,
+        typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
+    ],
+    mode: Annotated[
+        list[str], typer.Option("--mode", help="dense|bm25|hybrid|hybrid+rerank (repeatable).")
+    ] = ["hybrid"],  # noqa: B006 - typer reads the default, never mutates it
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where indexes and cached embeddings go (default: data dir/eval)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """nDCG@10, Recall@10/100, MRR@10 and p50/p95 query latency on a BEIR dataset."""
+    from retrieval.evaluation.runner import evaluate_beir
+
+    bad = [m for m in mode if m not in MODES]
+    if bad:
+        err_console.print(f"[red]unknown mode {bad[0]!r}; choose from {', '.join(MODES)}[/]")
+        raise typer.Exit(2)
+    if not (beir / "corpus.jsonl").exists():
+        err_console.print(f"[red]{beir} is not a BEIR folder (no corpus.jsonl)[/]")
+        raise typer.Exit(2)
+    c = Container(get_settings())
+    try:
+        work = workdir or c.settings.data_dir / "eval" / beir.resolve().name
+        reranker = None
+        if "hybrid+rerank" in mode:
+            from retrieval.rerank import load_reranker
+
+            reranker = load_reranker(c.settings.retrieval.reranker_model)
+        r = c.settings.retrieval
+        reports = []
+        with Progress(console=console, transient=True, disable=as_json) as bar:
+            for m in mode:
+                task = bar.add_task(f"{m}", total=None)
+                report = evaluate_beir(
+                    beir,
+                    mode=m,  # type: ignore[arg-type]
+                    embedder=c.embedder if m != "bm25" else None,
+                    lexical_factory=(lambda d: c.open_lexical_index(d)) if m != "dense" else None,
+                    workdir=work,
+                    reranker=reranker,
+                    weights=(r.dense_weight, r.lexical_weight),
+                    rrf_k=r.rrf_k,
+                    progress=lambda stage, done, total, t=task, m=m: bar.update(
+                        t, description=f"{m}: {stage}", completed=done, total=total
+                    ),
+                )
+                reports.append(report)
+    finally:
+        c.close()
+    if as_json:
+        print(json.dumps([asdict(rep) for rep in reports], indent=2))
+        return
+    rows = [rep.as_row() for rep in reports]
+    table = Table(title=f"{beir.name} ({reports[0].embedding_model or 'no embedder'})")
+    for col in rows[0]:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
