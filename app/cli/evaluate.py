@@ -84,3 +84,68 @@ def eval_retrieval(
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)
+
+
+@eval_app.command("qa")
+def eval_qa(
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Gold QA JSONL (default: the bundled set).")
+    ] = None,
+    docs: Annotated[
+        Path | None,
+        typer.Option(help="Documents the questions are about (default: the bundled samples)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Answer recall, citation precision, abstention accuracy and latency on a QA set.
+    The documents are ingested into a temporary data dir; your data is untouched."""
+    import tempfile
+
+    from app.cli.ingest import iter_files, queue_files, wait_for_jobs
+    from app.samples import HERE, sample_files
+    from app.services.qa_eval import evaluate_qa, load_items
+
+    items = load_items(file or HERE / "gold_qa.jsonl")
+    files = list(iter_files([docs])) if docs else [(p, p.name) for p in sample_files()]
+    with tempfile.TemporaryDirectory(prefix="lantern-qa-") as tmp:
+        settings = get_settings()
+        settings.data_dir = Path(tmp)
+        settings.database.url = None
+        c = Container(settings)
+        try:
+            c.migrate()
+            col = c.collections.ensure("eval")
+            c.start_workers()
+            outcomes = queue_files(c, col.id, files)
+            wait_for_jobs(
+                c, [o.result.job_id for o in outcomes if o.result.job_id], show_progress=not as_json
+            )
+            names = {d.id: d.name for d in c.documents.list_documents()}
+            report = evaluate_qa(items, c.answers, names, collection_ids=[col.id])
+        finally:
+            c.close()
+    if as_json:
+        out = report.as_row() | {
+            "results": [
+                {
+                    "question": r.item.question,
+                    "answer": r.answer,
+                    "recalled": r.recalled,
+                    "abstained": r.abstained,
+                    "citations": r.citations,
+                    "correct_citations": r.correct_citations,
+                }
+                for r in report.results
+            ]
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="QA evaluation")
+    for k in report.as_row():
+        table.add_column(k, justify="right")
+    table.add_row(*(str(v) for v in report.as_row().values()))
+    console.print(table)
+    for r in report.results:
+        ok = r.recalled if not r.item.unanswerable else r.abstained
+        mark = "[green]ok[/]" if ok else "[red]miss[/]"
+        console.print(f"{mark} {r.item.question} -> {r.answer[:100]}")
