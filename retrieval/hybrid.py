@@ -122,7 +122,7 @@ class HybridRetriever:
     ``text_lookup`` there is no near-duplicate suppression and no reranking (both need
     the chunks' texts); ``dedup_threshold=None`` turns suppression off. ``embedder`` and
     ``vectors`` may be None only for a BM25-only retriever, ``lexical`` None makes
-    ``hybrid`` dense-only (with a warning).
+    ``hybrid`` dense-only (with a warning on first use).
     """
 
     def __init__(
@@ -160,8 +160,7 @@ class HybridRetriever:
             raise ValueError("dense retrieval needs both an embedder and a vector store")
         if embedder is None and lexical is None:
             raise ValueError("a retriever needs a vector store, a lexical index or both")
-        if lexical is None:
-            log.warning("no lexical index configured: hybrid retrieval runs dense-only")
+        self._warned_dense_only = False
 
     def retrieve(
         self,
@@ -180,6 +179,9 @@ class HybridRetriever:
             raise ValueError("bm25 retrieval needs a lexical index, and none is configured")
         if mode != "bm25" and (self.embedder is None or self.vectors is None):
             raise ValueError(f"{mode} retrieval needs an embedder and a vector store")
+        if mode != "dense" and self.lexical is None and not self._warned_dense_only:
+            self._warned_dense_only = True
+            log.warning("no lexical index configured: %s retrieval runs dense-only", mode)
         started = time.perf_counter()
         if not query.strip() or k <= 0 or (collections is not None and not collections):
             return RetrievalResult((), mode=mode)

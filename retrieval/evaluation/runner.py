@@ -61,6 +61,8 @@ class EvalReport:
     dataset: str = ""
     embedding_model: str = ""
     embeddings_cached: bool = False
+    #: The cross-encoder used, "" when none ran (``hybrid+rerank`` without one = hybrid).
+    reranker: str = ""
     #: Mean milliseconds per retrieval stage.
     stage_ms: dict[str, float] = field(default_factory=dict)
 
@@ -107,6 +109,8 @@ def evaluate_beir(
         raise ValueError(f"mode {mode!r} needs an embedder")
     if needs_lexical and lexical_factory is None:
         raise ValueError(f"mode {mode!r} needs a lexical index")
+    if mode == "hybrid+rerank" and reranker is None:
+        log.warning("no reranker loaded: hybrid+rerank is scored as plain hybrid")
     data = load_beir(folder, split=split)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -213,6 +217,11 @@ def _run_queries(
         dataset=data.name,
         embedding_model=embedder.model_name if embedder is not None else "",
         embeddings_cached=cached,
+        reranker=(
+            retriever.reranker.model_name
+            if mode == "hybrid+rerank" and retriever.reranker is not None
+            else ""
+        ),
         stage_ms={k: _mean(v) for k, v in stages.items()},
     )
 
@@ -258,6 +267,7 @@ def _save_npz(path: Path, ids: Sequence[str], matrix: Matrix) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, ids=np.asarray(ids, dtype=str), vectors=matrix)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the cache from other users
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

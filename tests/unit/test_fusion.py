@@ -270,8 +270,11 @@ def test_timings_cover_the_stages_that_ran(tmp_path: Path) -> None:
 def test_missing_lexical_index(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     retriever, store, _ = build(tmp_path)
     dense_only = HybridRetriever(retriever.embedder, store, None)
-    assert "dense-only" in caplog.text
+    dense_only.retrieve("vpn", k=2, collections=None, mode="dense")
+    assert "dense-only" not in caplog.text  # nothing is missing for a dense search
     hybrid = dense_only.retrieve("vpn", k=2, collections=None)
+    dense_only.retrieve("vpn", k=2, collections=None)
+    assert caplog.text.count("hybrid retrieval runs dense-only") == 1
     assert hybrid.chunk_ids[0] == "it1"
     assert all(c.lexical_rank is None for c in hybrid)
     with pytest.raises(ValueError, match="lexical index"):
