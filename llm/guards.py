@@ -30,6 +30,7 @@ import queue
 import re
 import threading
 import time
+from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 
@@ -88,39 +89,56 @@ class _TokenCounter:
 
 
 class _LoopDetector:
-    """Tracks, for every period p, how many trailing characters equal the one p before."""
+    """Tracks, for every period p, how many trailing characters equal the one p before.
+
+    Only periods at which the newest character occurred before can be non-zero, so each
+    character costs one step per earlier occurrence of it in the last ``max_period``.
+    """
 
     def __init__(self, max_period: int, min_repeats: int, min_chars: int) -> None:
-        self._runs = [0] * (max_period + 1)  # index p; 0 unused
+        self._max_period = max_period
         self._min_repeats = min_repeats
         self._min_chars = min_chars
+        self._runs: dict[int, int] = {}  # period -> trailing run; absent means 0
+        self._seen: dict[str, deque[int]] = defaultdict(deque)  # char -> recent positions
 
-    def feed(self, text: str, added: int) -> tuple[int, int]:
+    def feed(self, text: str, added: int) -> tuple[int, int, int]:
         """Update with the last ``added`` characters of ``text``.
 
-        Returns ``(hold, cut)``: how many trailing characters repeat earlier text and
-        so may be the start of a loop (send them once the text moves on), and, if a
-        loop is confirmed, how many trailing characters to drop (0 if none). Holding
-        every repeat, not just long ones, keeps a cut loop's second copy unsent.
+        Returns ``(hold, cut, period)``: how many trailing characters repeat earlier
+        text and so may be the start of a loop (send them once the text moves on),
+        and, if a loop is confirmed, how many trailing characters continue it (else
+        0) and its period. Holding every repeat, not just long ones, keeps a cut
+        loop's second copy unsent.
         """
-        n = len(text)
-        hold = cut = 0
-        for p in range(1, min(len(self._runs) - 1, n - 1) + 1):
-            start = max(n - added, p)
-            if start >= n:
-                continue
-            if text[start:n] == text[start - p : n - p]:
-                run = self._runs[p] + (n - start)
-            else:
-                run = 0  # count matches back from the end, within the new characters
-                while run < n - start and text[n - 1 - run] == text[n - 1 - run - p]:
-                    run += 1
-            self._runs[p] = run
-            hold = max(hold, run)
+        runs = self._runs
+        for i in range(len(text) - added, len(text)):
+            seen = self._seen[text[i]]
+            while seen and seen[0] < i - self._max_period:
+                seen.popleft()
+            runs = {i - j: runs.get(i - j, 0) + 1 for j in seen}
+            seen.append(i)
+        self._runs = runs
+        cut = period = 0
+        for p, run in runs.items():
             loop = run + p
-            if loop >= p * self._min_repeats and loop >= self._min_chars:
-                cut = max(cut, run)
-        return hold, cut
+            if loop >= p * self._min_repeats and loop >= self._min_chars and run > cut:
+                cut, period = run, p
+        return max(runs.values(), default=0), cut, period
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？]+[\"')\]”’」』）]*[ \t]*|\n")
+_ENDS_SENTENCE = re.compile(r"(?:[.!?。！？][\"')\]”’」』）]*|\n)\s*\Z")
+
+
+def _loop_end(text: str, run: int, period: int) -> int:
+    """Where to end a text whose last ``run`` characters continue a loop of ``period``:
+    after the loop's first occurrence, completing the sentence it was in, if any."""
+    end = len(text) - run
+    if _ENDS_SENTENCE.search(text, max(end - 4, 0), end):
+        return end
+    m = _SENTENCE_END.search(text, end, min(end + period, len(text)))
+    return m.end() if m else end
 
 
 class _State:
@@ -137,9 +155,9 @@ class _State:
     def add(self, delta: str) -> str:
         """Take a delta; return the text now safe to send (possibly empty)."""
         self.text += delta
-        hold, cut = self._loops.feed(self.text, len(delta))
+        hold, cut, period = self._loops.feed(self.text, len(delta))
         if cut:
-            self.text = self.text[: max(len(self.text) - cut, self.sent)]
+            self.text = self.text[: max(_loop_end(self.text, cut, period), self.sent)]
             self.finish = "repetition"
             hold = 0
         tokens = approx_tokens(self.text) if cut else self._tokens.count(self.text)
@@ -152,9 +170,7 @@ class _State:
         return send
 
     def flush(self) -> str:
-        """At the end: the held-back text, unless the answer was cut (then it is dropped)."""
-        if self.finish is not None:
-            self.text = self.text[: self.sent]
+        """At the end: the held-back text (it never became a loop)."""
         send, self.sent = self.text[self.sent :], len(self.text)
         return send
 
@@ -278,8 +294,10 @@ def _pump(
         try:
             events = make()
             try:
-                for event in events:
+                for i, event in enumerate(events):
                     items.put(("event", event))
+                    if i == 0:  # let the consumer take the first token now, not in 5 ms
+                        time.sleep(0)  # (the GIL switch interval) if this thread keeps busy
                     if stop.is_set():
                         break
             finally:

@@ -1,0 +1,1 @@
+"""Chat-model backends, one per module; ``llm.registry`` picks one by ``kind``."""

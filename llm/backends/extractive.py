@@ -2,7 +2,8 @@
 
 The question and every sentence of the top sources are analysed the way a BM25
 index does it (casefold, stop-words out, Snowball stems when PyStemmer is
-installed; Chinese as overlapping character bigrams). A sentence's support is the
+installed; Chinese as characters and character bigrams, with question words and
+function characters such as 多少 or 的 cut out). A sentence's support is the
 IDF-weighted share of the question's terms it contains, IDF taken over all the
 sentences, so rare terms ("parental") count for more than common ones ("leave").
 The answer is up to ``max_sentences`` sentences with support of at least
@@ -61,10 +62,11 @@ _STOPWORDS = frozenset(
     your yours many much explain describe show give list know need want
     """.split()
 )
-# Chinese question words and particles: cut out of Han runs before taking n-grams.
+# Chinese question words, particles and function characters: cut out of Han runs
+# before taking n-grams (they would be unmatched terms in every source sentence).
 _HAN_DROP = re.compile(
-    "有多少|是多少|多少|为什么|什么|怎么样|怎么|如何|哪些|哪个|哪里|是否|能否|可否|请问|"
-    "有没有|是不是|[的了吗呢吧啊呀嘛是]"
+    "有多少|是多少|多少|为什么|什么|怎么样|怎么|如何|哪些|哪个|哪里|是否|能否|可否|可以|请问|"
+    "有没有|是不是|多长|多久|多大|几|[的了吗呢吧啊呀嘛是要有我你他她它们这那么个就都也还又在和与对为被把从到给让请]"
 )
 
 

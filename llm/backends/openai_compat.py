@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from typing import Any, ClassVar
 
 import httpx
@@ -37,7 +38,10 @@ _FINISH: Mapping[str, FinishReason] = {"stop": "stop", "eos": "stop", "length": 
 def normalise_base_url(url: str) -> str:
     """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
     url = url.strip().rstrip("/")
-    return url if httpx.URL(url).path not in ("", "/") else f"{url}/v1"
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"base_url must be an http(s) URL such as http://host:8000/v1: {url!r}")
+    return url if parsed.path not in ("", "/") else f"{url}/v1"
 
 
 class OpenAICompatChatModel:
@@ -81,8 +85,12 @@ class OpenAICompatChatModel:
         """One non-streamed request (the guards in ``llm.guards`` stream instead)."""
         start = time.monotonic()
         body = self._body(request, stream=False)
-        with self._open(body, request.params.timeout_s, start) as response:
-            data = _json(response.read(), self.base_url)
+        with closing(self._open(body, request.params.timeout_s, start)) as response:
+            try:
+                raw = response.read()
+            except httpx.TransportError as e:
+                raise _transport_error(e, self.base_url) from e
+        data = _json(raw, self.base_url)
         choice = _first_choice(data, self.base_url)
         message = choice.get("message") or {}
         usage = data.get("usage") or {}
@@ -104,7 +112,7 @@ class OpenAICompatChatModel:
         model = str(body["model"])
         usage: Mapping[str, Any] = {}
         ttft: float | None = None
-        with self._open(body, request.params.timeout_s, start) as response:
+        with closing(self._open(body, request.params.timeout_s, start)) as response:
             for data in self._events(response, got_text=lambda: bool(parts)):
                 model = str(data.get("model") or model)
                 usage = data.get("usage") or usage
@@ -125,7 +133,8 @@ class OpenAICompatChatModel:
                 finish_reason=finish,
                 model=model,
                 prompt_tokens=usage.get("prompt_tokens"),
-                completion_tokens=usage.get("completion_tokens"),
+                # Without usage (llama.cpp ignores include_usage): one chunk is one token.
+                completion_tokens=usage.get("completion_tokens", len(parts)),
                 ttft_s=ttft,
                 total_s=time.monotonic() - start,
             ),

@@ -56,6 +56,7 @@ def smollm2() -> Iterator[GuardedChatModel]:
     model.close()
 
 
+@pytest.mark.slow
 class TestLlamaCppInProcess(ChatModelContract):
     counts_tokens = True
 

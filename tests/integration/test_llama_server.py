@@ -26,8 +26,9 @@ from llm.base import ChatModel
 from llm.errors import LLMBackendError
 from llm.guards import GuardedChatModel
 from llm.registry import create_chat_model
-from tests.contract.chat_model_contract import ChatModelContract, make_request, split
+from tests.contract.chat_model_contract import ChatModelContract, make_request, split, warm_up
 
+pytestmark = pytest.mark.slow
 STARTUP_S = 60
 
 
@@ -93,7 +94,9 @@ def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             if httpx.get(f"{url}/models", timeout=1).status_code == 200:
                 return
@@ -122,6 +125,7 @@ def test_raw_backend_streams_and_completes_alike(llama_server: str) -> None:
     """Streamed (SSE) and non-streamed requests give the same greedy answer."""
     model = OpenAICompatChatModel(base_url=llama_server)  # model name asked of the server
     request = make_request(max_tokens=16)
+    warm_up(model, request)
     text, done = split(list(model.stream(request)))
     whole = model.complete(request)
     assert done[0].completion is not None

@@ -16,7 +16,9 @@ from llm.testing import FakeChatModel
 from tests.contract.chat_model_contract import make_request, split
 
 
-def run(model: FakeChatModel | object, request: ChatRequest | None = None) -> tuple[str, Completion]:
+def run(
+    model: FakeChatModel | object, request: ChatRequest | None = None
+) -> tuple[str, Completion]:
     events = list(guard(model).stream(request or make_request(max_tokens=2000)))  # type: ignore[arg-type]
     text, done = split(events)
     assert len(done) == 1
@@ -134,7 +136,7 @@ def test_runaway_repetition_with_model_like_deltas() -> None:
 def test_runaway_single_character_and_chinese_loops_are_cut() -> None:
     text, c = run(fake(["Yes"] + ["!"] * 500))
     assert (text, c.finish_reason) == ("Yes!", "repetition")
-    text, c = run(fake(["根据规定，"] + list("员工每年享有十五天年假。" * 30)))
+    text, c = run(fake(["根据规定，", *list("员工每年享有十五天年假。" * 30)]))
     assert (text, c.finish_reason) == ("根据规定，员工每年享有十五天年假。", "repetition")
 
 
@@ -222,7 +224,7 @@ def test_deterministic_mode_forces_greedy_decoding_and_the_seed() -> None:
 
 
 def test_completion_reports_timings_and_keeps_backend_metadata() -> None:
-    text, c = run(fake("Twenty days [1]."))
+    _text, c = run(fake("Twenty days [1]."))
     assert c.model == "fake"
     assert c.ttft_s is not None
     assert c.total_s is not None

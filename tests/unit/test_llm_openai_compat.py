@@ -88,7 +88,7 @@ def test_retries_503_then_succeeds_streaming_and_not() -> None:
         recorder = Recorder(status(503), status(503), server)
         model, slept = backend(recorder)
         if stream:
-            text, done = split(list(model.stream(make_request())))
+            text, _done = split(list(model.stream(make_request())))
         else:
             text = model.complete(make_request()).text
         assert text == ANSWER
@@ -146,11 +146,10 @@ def test_no_retry_once_the_stream_has_started() -> None:
     )
     recorder = Recorder(broken, FakeOpenAIServer(answer="should never be asked"))
     model, slept = backend(recorder)
-    deltas: list[str] = []
+    stream = model.stream(make_request())
+    assert [next(stream).delta, next(stream).delta] == ["Twenty", " days"]
     with pytest.raises(LLMBackendError, match="broke"):
-        for event in model.stream(make_request()):
-            deltas.append(event.delta)
-    assert deltas == ["Twenty", " days"]
+        next(stream)
     assert (len(recorder.requests), slept) == (1, [])
 
     # Behind the guards the answer ends cleanly, marked as broken.
@@ -195,11 +194,19 @@ def test_read_timeout_before_the_first_token_is_llm_timeout() -> None:
     def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
 
-    recorder = Recorder(slow)
-    model, slept = backend(recorder)
-    with pytest.raises(LLMTimeout, match=URL):
-        model.complete(make_request())
-    assert (len(recorder.requests), slept) == (1, [])
+    class SlowBody(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            raise httpx.ReadTimeout("timed out")
+            yield b""
+
+    for handler in (slow, lambda r: httpx.Response(200, stream=SlowBody())):
+        recorder = Recorder(handler)
+        model, slept = backend(recorder)
+        with pytest.raises(LLMTimeout, match=URL):
+            model.complete(make_request())
+        with pytest.raises(LLMTimeout, match=URL):
+            list(model.stream(make_request()))
+        assert (len(recorder.requests), slept) == (2, [])
 
 
 def test_a_stalled_stream_ends_with_finish_reason_timeout() -> None:
@@ -255,7 +262,7 @@ def test_streams_the_llama_cpp_way_without_usage() -> None:
     assert (final.text, final.finish_reason, final.completion_tokens) == (
         "Twenty days",
         "length",
-        None,
+        2,  # counted as chunks: this server sends no usage
     )
     assert final.ttft_s is not None
 
@@ -298,3 +305,5 @@ def test_base_url_gets_v1_only_when_it_has_no_path() -> None:
     assert normalise_base_url("http://vllm:8000") == "http://vllm:8000/v1"
     assert normalise_base_url("http://vllm:8000/") == "http://vllm:8000/v1"
     assert normalise_base_url("https://gw.example/openai/v1/") == "https://gw.example/openai/v1"
+    with pytest.raises(ValueError, match="http"):
+        normalise_base_url("vllm:8000")
