@@ -108,6 +108,24 @@ class LLMSettings(BaseModel):
         default=None, description="GGUF file for in-process llama.cpp (kind llamacpp)."
     )
     n_ctx: int = Field(default=4096, ge=512, description="llama.cpp context window in tokens.")
+    n_threads: int | None = Field(
+        default=None, description="llama.cpp CPU threads (empty: the library's default)."
+    )
+    n_gpu_layers: int = Field(
+        default=0, description="llama.cpp layers offloaded to the GPU (-1: all)."
+    )
+    connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Seconds to open a connection to base_url."
+    )
+    read_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest silence from the server before giving up."
+    )
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries on connection errors and 429/5xx, before the first token only.",
+    )
     max_tokens: int = Field(default=512, ge=1, description="Longest answer, in tokens.")
     temperature: float = Field(default=0.1, ge=0, le=2, description="Sampling temperature.")
     timeout_s: float = Field(default=120.0, gt=0, description="Total time budget per answer.")

@@ -26,10 +26,12 @@ from typing import ClassVar
 from llm.base import ChatRequest, Completion, FinishReason, Source, StreamEvent
 from llm.guards import approx_tokens, truncate_tokens
 from llm.language import HAN_CHARS, detect_language
+from llm.prompts import NOT_FOUND
 
 #: The not-found replies, word for word as the prompts tell models to give them.
-NOT_FOUND_TEXT = "I could not find this in the knowledge base."
-NOT_FOUND_TEXT_ZH = "知识库中没有找到相关内容。"
+# One wording everywhere: the prompt tells generative models to use the same text.
+NOT_FOUND_TEXT = NOT_FOUND["en"]
+NOT_FOUND_TEXT_ZH = NOT_FOUND["zh"]
 
 MIN_SUPPORT = 0.5
 #: Sentences after the first need at least this share of the best one's support.
