@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import re
+import threading
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -29,6 +30,9 @@ from ingestion.parsers.base import ParsedDocument
 
 logger = logging.getLogger(__name__)
 
+#: Serialises every pdfium call in the process (see the pypdfium2 docs on threading).
+PDFIUM_LOCK = threading.Lock()
+
 _BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # CRLF is one break, never CR + LF
 _TOKENS = re.compile(rf"(?P<blank>{_BREAK}(?:[ \t]*{_BREAK})+)|(?P<line>[^\r\n]+)")
 _METADATA_KEYS = ("Author", "Subject", "Keywords", "Creator", "Producer")
@@ -42,6 +46,12 @@ class PdfParser:
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
         if not data:
             raise EmptyDocument(f"{filename} is empty")
+        # PDFium is not thread-safe, not even across documents: concurrent calls from
+        # two ingestion workers corrupt the heap. Parsing is ~1 ms/page, so one at a time.
+        with PDFIUM_LOCK:
+            return self._parse(data, filename)
+
+    def _parse(self, data: bytes, filename: str) -> ParsedDocument:
         try:
             pdf = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as e:

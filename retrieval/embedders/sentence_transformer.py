@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import socket
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,18 +46,22 @@ def default_query_instruction(model_name: str) -> str:
 class HFTokenizer:
     def __init__(self, tokenizer: Any) -> None:
         self._tok = tokenizer
+        # transformers' fast tokenizers set truncation/padding state on the shared Rust
+        # object per call: calls from two worker threads must not interleave.
+        self._lock = threading.Lock()
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if not texts:
             return []
-        enc = self._tok(
-            list(texts),
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            truncation=False,
-            verbose=False,
-        )
+        with self._lock:
+            enc = self._tok(
+                list(texts),
+                add_special_tokens=False,
+                return_offsets_mapping=True,
+                return_attention_mask=False,
+                truncation=False,
+                verbose=False,
+            )
         return [[(int(a), int(b)) for a, b in offs] for offs in enc["offset_mapping"]]
 
 

@@ -430,3 +430,16 @@ def test_unstructured_backend_refuses_silent_empty_output(monkeypatch: pytest.Mo
     monkeypatch.setattr(module, "_load_partition", lambda: lambda **kwargs: [])
     with pytest.raises(EmptyDocument, match="unstructured found no text"):
         UnstructuredParser([PDF_MIME]).parse(docs.make_pdf(["x"]), filename="a.pdf")
+
+
+def test_pdfs_parse_safely_from_several_worker_threads() -> None:
+    # PDFium corrupts the heap if two threads call it at once; ingestion runs workers
+    # in threads, so the parser must serialise its pdfium calls.
+    from concurrent.futures import ThreadPoolExecutor
+
+    pdfs = [docs.make_pdf([f"Document {i} page {p} text." for p in range(8)]) for i in range(8)]
+    serial = [PdfParser().parse(d, filename="x.pdf") for d in pdfs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            threaded = list(pool.map(lambda d: PdfParser().parse(d, filename="x.pdf"), pdfs))
+            assert [p.pages for p in threaded] == [p.pages for p in serial]
