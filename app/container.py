@@ -93,12 +93,16 @@ class Container:
         )
 
     @property
-    def vector_dir(self) -> os.PathLike[str]:
+    def vector_dir(self) -> Path:
         return self.settings.index_dir / self.settings.vector_store.kind
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.settings.index_dir / "bm25"
 
     @cached_property
     def vectors(self) -> VectorStore:
-        return self.open_vector_store(self.settings.index_dir / self.settings.vector_store.kind)
+        return self.open_vector_store(self.vector_dir)
 
     def open_vector_store(self, directory: os.PathLike[str]) -> VectorStore:
         return create_vector_store(
@@ -110,7 +114,7 @@ class Container:
 
     @cached_property
     def lexical(self) -> LexicalIndex:
-        return self.open_lexical_index(self.settings.index_dir / "bm25")
+        return self.open_lexical_index(self.lexical_dir)
 
     def open_lexical_index(self, directory: os.PathLike[str]) -> LexicalIndex:
         return create_lexical_index(
@@ -181,8 +185,6 @@ class Container:
         return AnswerService(
             self.sessions,
             self.search,
-            lambda: self.embedder,
-            lambda: self.vectors,
             lambda: self.chat_model,
             options=options,
             extractive=self.chat_kind == "extractive",

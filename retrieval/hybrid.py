@@ -75,6 +75,9 @@ class RetrievalResult(Sequence[RetrievedChunk]):
     mode: Mode = "hybrid"
     #: True when ``hybrid+rerank`` was asked for but no reranker is loaded or it failed.
     rerank_skipped: bool = False
+    #: Cosine of the closest chunk in the allowed collections (None without a dense
+    #: search): an evidence signal callers can abstain on without searching again.
+    top_dense_score: float | None = None
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -190,12 +193,14 @@ class HybridRetriever:
         dense_ids: list[str] = []
         lexical_ids: list[str] = []
         seen_lexical: set[str] = set()
+        top_dense: float | None = None
 
         if mode != "bm25" and self.embedder is not None and self.vectors is not None:
             t0 = time.perf_counter()
             qv = self.embedder.embed_query(query)[0]
             t["embed_ms"] = _ms(t0)
             hits = self.vectors.search(qv, k=max(self.dense_k, k), collections=collections)
+            top_dense = hits[0].score if hits else 0.0
             t["dense_ms"] = _ms(t0)
             for rank, h in enumerate(hits, start=1):
                 if h.chunk_id in candidates:
@@ -273,6 +278,7 @@ class HybridRetriever:
             timings,
             mode,
             rerank_skipped=mode == "hybrid+rerank" and not reranked,
+            top_dense_score=top_dense,
         )
 
 

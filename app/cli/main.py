@@ -273,7 +273,7 @@ def reindex() -> None:
     from app.services.reindex import rebuild_index
 
     with open_container() as c:
-        directory = Path(c.vector_dir)
+        directory = c.vector_dir
         with Progress(console=console) as bar:
             task = bar.add_task(f"Re-embedding with {c.embedder.model_name}", total=None)
             n = rebuild_index(
@@ -281,7 +281,7 @@ def reindex() -> None:
                 c.embedder,
                 directory,
                 c.open_vector_store,
-                lexical_dir=c.settings.index_dir / "bm25",
+                lexical_dir=c.lexical_dir,
                 open_lexical=c.open_lexical_index,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )

@@ -31,9 +31,7 @@ from llm.prompts import (
     not_found_text,
     parse_condensed,
 )
-from retrieval.embedders.base import Embedder
 from retrieval.packing import PackCandidate, PackedSource, pack
-from retrieval.vectorstores.base import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +75,6 @@ class AnswerService:
         self,
         sessions: sessionmaker[Session],
         search: SearchService,
-        embedder: Callable[[], Embedder],
-        vectors: Callable[[], VectorStore],
         chat_model: Callable[[], ChatModel],
         *,
         options: AnswerOptions | None = None,
@@ -86,8 +82,6 @@ class AnswerService:
     ) -> None:
         self.sessions = sessions
         self.search = search
-        self._embedder = embedder
-        self._vectors = vectors
         self._chat_model = chat_model
         self.options = options or AnswerOptions()
         self.extractive = extractive
@@ -122,12 +116,13 @@ class AnswerService:
         timings["condense_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        hits = self.search.search(standalone, k=opts.top_k, collection_ids=collection_ids)
-        evidence = self.evidence(standalone, collection_ids)
+        hits, evidence = self.search.search_with_evidence(
+            standalone, k=opts.top_k, collection_ids=collection_ids
+        )
         timings["retrieve_s"] = time.perf_counter() - t
 
         model = self._chat_model()
-        if not hits or evidence < opts.abstain_below:
+        if not hits or (evidence is not None and evidence < opts.abstain_below):
             text = not_found_text(lang)
             yield AnswerEvent(delta=text)
             yield AnswerEvent(
@@ -215,12 +210,6 @@ class AnswerService:
             return question
         return parse_condensed(out, question)
 
-    def evidence(self, query: str, collection_ids: Collection[str] | None) -> float:
-        """Cosine between the query and its closest chunk in the allowed collections."""
-        qv = self._embedder().embed_query(query)[0]
-        hits = self._vectors().search(qv, k=1, collections=collection_ids)
-        return hits[0].score if hits else 0.0
-
     def sources(self, hits: Sequence[SearchResult]) -> list[Source]:
         """Pack the hits into the context budget, merging neighbours of one section."""
         pages = self._page_texts(hits)
@@ -289,7 +278,7 @@ class AnswerService:
         finish: str,
         model: ChatModel,
         hits: Sequence[SearchResult],
-        evidence: float,
+        evidence: float | None,
         timings: dict[str, float],
         started: float,
     ) -> Answer:
@@ -302,7 +291,7 @@ class AnswerService:
                 {"chunk_id": h.chunk_id, "content_hash": hashes.get(h.chunk_id), "score": h.score}
                 for h in hits
             ],
-            "evidence": round(evidence, 4),
+            "evidence": None if evidence is None else round(evidence, 4),
         }
         return Answer(
             question=question,

@@ -65,12 +65,25 @@ class SearchService:
         mode: Mode | None = None,
     ) -> list[SearchResult]:
         """The ``k`` best chunks for ``query`` in the given collections (all if None)."""
+        return self.search_with_evidence(query, k=k, collection_ids=collection_ids, mode=mode)[0]
+
+    def search_with_evidence(
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        collection_ids: Coll[str] | None = None,
+        mode: Mode | None = None,
+    ) -> tuple[list[SearchResult], float | None]:
+        """Like ``search``, plus the cosine of the closest chunk (None in bm25 mode, which
+        has no such signal): what the answer service abstains on."""
         if not query.strip() or k <= 0:
-            return []
+            return [], 0.0
         result = self._retriever().retrieve(
             query, k=k, collections=collection_ids, mode=mode or self.mode
         )
-        return self.load([c.chunk_id for c in result], {c.chunk_id: c.score for c in result})
+        hits = self.load([c.chunk_id for c in result], {c.chunk_id: c.score for c in result})
+        return hits, result.top_dense_score
 
     def load(self, chunk_ids: Sequence[str], scores: Mapping[str, float]) -> list[SearchResult]:
         """Chunks with document and collection details, in the order given; chunks of
