@@ -23,8 +23,8 @@ from zipfile import BadZipFile
 import numpy as np
 import numpy.typing as npt
 
+from retrieval._atomic import atomic_write, atomic_write_json
 from retrieval.errors import LexicalIndexError
-from retrieval.vectorstores.manifest import atomic_write, atomic_write_json
 
 MANIFEST_NAME = "manifest.json"
 TABLE_NAME = "collections.json"

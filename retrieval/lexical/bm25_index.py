@@ -38,13 +38,13 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from retrieval._atomic import remove_files, remove_stale_files
 from retrieval.errors import LexicalIndexError
 from retrieval.lexical import _bm25_files as files
 from retrieval.lexical._bm25_files import REINDEX_HINT, Table
 from retrieval.lexical._bm25_shards import Model, Shard, build_model, top_rows
 from retrieval.lexical.analyzer import Analyzer
 from retrieval.lexical.base import LexicalHit, LexicalRecord
-from retrieval.vectorstores.manifest import remove_files, remove_stale_files
 
 logger = logging.getLogger(__name__)
 

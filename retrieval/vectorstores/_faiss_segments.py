@@ -244,7 +244,8 @@ def _add_rows(collection: Collection, path: Path, segment: Segment, ids: Int64Ar
 
 def _read(path: Path, names: tuple[str, ...]) -> list[npt.NDArray[Any]]:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Our own handle: np.load leaks the one it opens when the zip is truncated.
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
             return [data[name] for name in names]
     except _READ_ERRORS as e:
         raise VectorStoreError(f"cannot read index file {path}: {e}; {REINDEX_HINT}") from e

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval._atomic import atomic_write, remove_files, remove_stale_files
 from retrieval.errors import VectorStoreError
 from retrieval.vectorstores import _faiss_segments as segments
 from retrieval.vectorstores._faiss_segments import Segment
@@ -44,12 +45,9 @@ from retrieval.vectorstores.manifest import (
     REINDEX_HINT,
     SHARDS_NAME,
     SegmentTable,
-    atomic_write,
     check_manifest,
     read_manifest,
     read_segment_table,
-    remove_files,
-    remove_stale_files,
     write_manifest,
     write_segment_table,
 )
