@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -160,7 +162,18 @@ class Container:
             n_gpu_layers=m.n_gpu_layers,
             deterministic=m.deterministic,
             seed=m.seed,
+            extractive_similarity=(
+                self.sentence_similarity if self.settings.answer.extractive_semantic else None
+            ),
+            extractive_min_support=self.settings.answer.extractive_min_support,
         )
+
+    def sentence_similarity(self, question: str, sentences: Sequence[str]) -> list[float]:
+        """Cosine between the question and each sentence, with the retrieval embedder."""
+        if not sentences:
+            return []
+        q = self.embedder.embed_query(question).reshape(-1)
+        return (self.embedder.embed_documents(list(sentences)) @ q).tolist()  # type: ignore[no-any-return]
 
     @property
     def chat_kind(self) -> str:
@@ -268,6 +281,7 @@ class Container:
             self.runner.run,
             threads=threads or self.settings.ingestion.workers,
             poll_seconds=0.5,
+            on_idle=self.warm_indexes,
         )
         self._pool.start()
         return True
@@ -290,6 +304,14 @@ class Container:
                 )
         if exclusive:
             self.job_store.gc_blobs()
+
+    def warm_indexes(self) -> None:
+        """Build what the next search would build lazily (the BM25 models after writes)."""
+        warm = getattr(self.lexical, "warm", None)
+        if callable(warm):
+            started = time.perf_counter()
+            warm()
+            log.info("search indexes warmed in %.2f s", time.perf_counter() - started)
 
     def wake_workers(self) -> None:
         if self._pool is not None:

@@ -11,7 +11,9 @@ log = logging.getLogger(__name__)
 
 class WorkerPool:
     """``claim()`` returns the id of a job it has atomically taken, or None;
-    ``run(job_id)`` executes it and must not raise."""
+    ``run(job_id)`` executes it and must not raise. ``on_idle()`` is called once
+    each time the queue drains after jobs ran (e.g. to warm search indexes, so the
+    first question after an ingest does not pay for it)."""
 
     def __init__(
         self,
@@ -21,6 +23,7 @@ class WorkerPool:
         threads: int = 2,
         poll_seconds: float = 1.0,
         name: str = "lantern-ingest",
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self._claim = claim
         self._run = run
@@ -31,6 +34,8 @@ class WorkerPool:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._busy = 0
+        self._ran_since_idle = False
+        self._on_idle = on_idle
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -64,11 +69,13 @@ class WorkerPool:
                 log.exception("claiming a job failed; retrying")
                 job_id = None
             if job_id is None:
+                self._idle()
                 self._wake.wait(self._poll)
                 self._wake.clear()
                 continue
             with self._lock:
                 self._busy += 1
+                self._ran_since_idle = True
             try:
                 self._run(job_id)
             except Exception:
@@ -76,3 +83,14 @@ class WorkerPool:
             finally:
                 with self._lock:
                     self._busy -= 1
+
+    def _idle(self) -> None:
+        """Run ``on_idle`` in the first worker to find the queue empty with none busy."""
+        with self._lock:
+            if self._busy or not self._ran_since_idle or self._on_idle is None:
+                return
+            self._ran_since_idle = False
+        try:
+            self._on_idle()
+        except Exception:
+            log.exception("the idle hook failed")

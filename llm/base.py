@@ -68,6 +68,9 @@ class Completion:
     #: Seconds from request to first token, and to the end.
     ttft_s: float | None = None
     total_s: float | None = None
+    #: The backend's own measure (0-1) of how well the sources support its answer,
+    #: where it has one (the extractive backend's best sentence support).
+    support: float | None = None
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import httpx
 
 from llm.base import ChatModel
 from llm.guards import GuardedChatModel
+
+if TYPE_CHECKING:
+    from llm.backends.extractive import Similarity
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +57,17 @@ def create_chat_model(
     deterministic: bool = False,
     seed: int = 0,
     transport: httpx.BaseTransport | None = None,
+    extractive_similarity: Similarity | None = None,
+    extractive_min_support: float | None = None,
 ) -> GuardedChatModel:
     """A chat model of ``kind``, behind the guards.
 
     ``openai`` uses ``base_url``, ``api_key``, ``model``, the timeouts and
     ``max_retries`` (``transport`` replaces the network, for tests);
     ``llamacpp`` uses ``model_path``, ``n_ctx``, ``n_threads``, ``n_gpu_layers``
-    and ``seed``. ``deterministic`` makes every request greedy with ``seed``.
+    and ``seed``; ``extractive`` uses ``extractive_similarity`` (question and
+    sentences to scores, e.g. embedding cosines) and ``extractive_min_support``.
+    ``deterministic`` makes every request greedy with ``seed``.
     Raises ``ValueError`` for a kind that lacks its setting, ``LLMUnavailable``
     when the backend cannot be set up (library missing, GGUF file missing).
     """
@@ -91,7 +98,9 @@ def create_chat_model(
     else:
         from llm.backends.extractive import ExtractiveChatModel
 
-        inner = ExtractiveChatModel()
+        inner = ExtractiveChatModel(
+            similarity=extractive_similarity, min_support=extractive_min_support
+        )
     guarded = GuardedChatModel(inner, deterministic_seed=seed if deterministic else None)
     logger.info("chat model: %s (kind %s)", guarded.name, kind)
     return guarded

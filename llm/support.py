@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from llm.language import HAN, HAN_CHARS
+from llm.sentences import BULLET, sentence_spans
 
 MIN_OVERLAP = 0.45
 MIN_CLAIM_TOKENS = 2
@@ -180,31 +181,11 @@ def _overlap(claim: _Tokens, span: _Tokens) -> float:
 
 # ---------------------------------------------------------------- finding support
 
-# Sentence ends in a source. A single line break is not one: PDFs break lines mid-sentence.
-_SOURCE_BREAK = re.compile(
-    r"[.!?][\"'”’)\]]*(?=\s)|[。！？；]+[”’」』）]*"
-    r"|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•·▪]|\d{1,2}[.)])\s)"  # blank line; list item
-)
-_BULLET = re.compile(r"^(?:[-*•·▪]|\d{1,2}[.)、])\s+")
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")
 # A clause after a comma starts with a connective the source sentence does not have.
 _CONNECTIVE = re.compile(
     r"^(?:(?:and|but|also|while|whereas|so|plus|then)\s+|并且|而且|但是|同时|另外)"
 )
-
-
-def _sentences(text: str) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for end in [m.end() for m in _SOURCE_BREAK.finditer(text)] + [len(text)]:
-        piece = text[start:end]
-        lead = len(piece) - len(piece.lstrip())
-        lead += b.end() if (b := _BULLET.match(piece[lead:])) else 0
-        a, b_ = start + lead, start + len(piece.rstrip())
-        if a < b_ and re.search(r"[^\W_]", text[a:b_]):
-            spans.append((a, b_))
-        start = end
-    return spans
 
 
 @dataclass(frozen=True)
@@ -228,7 +209,9 @@ class SourceText:
     def __init__(self, text: str) -> None:
         self.text = text
         self.norm, self.pos = _normalise(text)
-        self.sentences = [(a, b, _tokens(_normalise(text[a:b])[0])) for a, b in _sentences(text)]
+        self.sentences = [
+            (a, b, _tokens(_normalise(text[a:b])[0])) for a, b in sentence_spans(text)
+        ]
 
     def exact(self, claim: str) -> Span | None:
         i = self.norm.find(claim)
@@ -260,7 +243,7 @@ class SourceText:
 def claim_key(raw: str) -> str:
     """The comparable form of a claim: normalised, without Markdown emphasis, list bullets
     or the punctuation at its ends."""
-    raw = _BULLET.sub("", raw.strip()).replace("*", "").replace("`", "")
+    raw = BULLET.sub("", raw.strip()).replace("*", "").replace("`", "")
     return _EDGES.sub("", _CONNECTIVE.sub("", _EDGES.sub("", _normalise(raw)[0])))
 
 

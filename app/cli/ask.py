@@ -41,14 +41,8 @@ def print_answer_stream(
             console.print(
                 f"  [cyan][{cit.n}][/] {escape(where)}: “{escape(short(cit.quote, 200))}”"
             )
-    notices = {
-        "length": "the answer was cut at the token limit (LANTERN_LLM__MAX_TOKENS)",
-        "timeout": "the model ran out of time; the answer may be incomplete",
-        "repetition": "the model started repeating itself; the answer was cut there",
-        "error": "the model server failed mid-answer; the answer may be incomplete",
-    }
-    if answer.finish_reason in notices:
-        console.print(f"[yellow]note: {notices[answer.finish_reason]}[/]")
+    if answer.notice:
+        console.print(f"[yellow]note: {answer.notice}[/]")
     if answer.dropped_markers or answer.unsupported:
         console.print(
             f"[yellow]{answer.dropped_markers} citation(s) to no source removed; "
@@ -67,6 +61,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "dropped_markers": answer.dropped_markers,
         "unsupported": list(answer.unsupported),
         "finish_reason": answer.finish_reason,
+        "notice": answer.notice,
         "provenance": dict(answer.provenance),
         "timings": dict(answer.timings),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress
@@ -14,6 +14,9 @@ from rich.table import Table
 from app.cli.common import console, err_console
 from app.container import Container
 from app.settings import get_settings
+
+if TYPE_CHECKING:
+    from app.services.qa_eval import QAResult
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 
@@ -58,18 +61,20 @@ def eval_retrieval(
         with Progress(console=console, transient=True, disable=as_json) as bar:
             for m in mode:
                 task = bar.add_task(f"{m}", total=None)
+
+                def progress(stage: str, done: int, total: int, t: Any = task, m: str = m) -> None:
+                    bar.update(t, description=f"{m}: {stage}", completed=done, total=total)
+
                 report = evaluate_beir(
                     beir,
                     mode=m,  # type: ignore[arg-type]
                     embedder=c.embedder if m != "bm25" else None,
-                    lexical_factory=(lambda d: c.open_lexical_index(d)) if m != "dense" else None,
+                    lexical_factory=c.open_lexical_index if m != "dense" else None,
                     workdir=work,
                     reranker=reranker,
                     weights=(r.dense_weight, r.lexical_weight),
                     rrf_k=r.rrf_k,
-                    progress=lambda stage, done, total, t=task, m=m: bar.update(
-                        t, description=f"{m}: {stage}", completed=done, total=total
-                    ),
+                    progress=progress,
                 )
                 reports.append(report)
     finally:
@@ -96,6 +101,15 @@ def eval_qa(
         typer.Option(help="Documents the questions are about (default: the bundled samples)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Answer with the abstention gates off, then print the thresholds "
+            "(LANTERN_ANSWER__ABSTAIN_BELOW, LANTERN_ANSWER__EXTRACTIVE_MIN_SUPPORT) that "
+            "score best on this set, with the curves around them.",
+        ),
+    ] = False,
 ) -> None:
     """Answer recall, citation precision, abstention accuracy and latency on a QA set.
     The documents are ingested into a temporary data dir; your data is untouched."""
@@ -111,6 +125,9 @@ def eval_qa(
         settings = get_settings()
         settings.data_dir = Path(tmp)
         settings.database.url = None
+        if calibrate:
+            settings.answer.abstain_below = -1.0
+            settings.answer.extractive_min_support = 0.0
         c = Container(settings)
         try:
             c.migrate()
@@ -124,6 +141,9 @@ def eval_qa(
             report = evaluate_qa(items, c.answers, names, collection_ids=[col.id])
         finally:
             c.close()
+    if calibrate:
+        print_calibration(report.results, as_json=as_json)
+        return
     if as_json:
         out = report.as_row() | {
             "results": [
@@ -149,3 +169,62 @@ def eval_qa(
         ok = r.recalled if not r.item.unanswerable else r.abstained
         mark = "[green]ok[/]" if ok else "[red]miss[/]"
         console.print(f"{mark} {r.item.question} -> {r.answer[:100]}")
+
+
+def print_calibration(results: list[QAResult], *, as_json: bool) -> None:
+    from app.services.qa_eval import calibrate
+
+    best, by_support, by_dense = calibrate(results)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "best": asdict(best),
+                    "by_support": [asdict(o) for o in by_support],
+                    "by_dense": [asdict(o) for o in by_dense],
+                },
+                indent=2,
+            )
+        )
+        return
+
+    def fmt(v: float | None) -> str:
+        return "off" if v is None else f"{v:.2f}"
+
+    for title, rows in (
+        (f"support floor, dense threshold at {fmt(best.abstain_below)}", by_support),
+        (f"dense threshold, support floor at {fmt(best.min_support)}", by_dense),
+    ):
+        if len(rows) < 2:
+            continue
+        table = Table(title=title)
+        for col in (
+            "abstain below",
+            "min support",
+            "abstention acc",
+            "answer recall",
+            "abstained: unanswerable",
+            "abstained: answerable",
+        ):
+            table.add_column(col, justify="right")
+        for o in rows:
+            table.add_row(
+                fmt(o.abstain_below),
+                fmt(o.min_support),
+                f"{o.abstention_accuracy:.3f}",
+                f"{o.answer_recall:.3f}",
+                f"{o.abstained_unanswerable:.3f}",
+                f"{o.abstained_answerable:.3f}",
+                style="bold" if o == best else None,
+            )
+        console.print(table)
+    console.print(
+        f"best: abstention accuracy {best.abstention_accuracy:.3f}, answer recall "
+        f"{best.answer_recall:.3f} with"
+    )
+    if best.abstain_below is not None:
+        console.print(f"  LANTERN_ANSWER__ABSTAIN_BELOW={best.abstain_below}")
+    else:
+        console.print("  LANTERN_ANSWER__ABSTAIN_BELOW=-1  (the dense gate does not help here)")
+    if best.min_support is not None:
+        console.print(f"  LANTERN_ANSWER__EXTRACTIVE_MIN_SUPPORT={best.min_support}")

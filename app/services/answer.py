@@ -46,6 +46,17 @@ class AnswerOptions:
     params: GenerationParams = field(default_factory=GenerationParams)
 
 
+#: What the user is told when an answer did not finish normally.
+FINISH_NOTICES: Mapping[str, str] = {
+    "length": "The answer was cut at the token limit (LANTERN_LLM__MAX_TOKENS).",
+    "timeout": "The model ran out of time; the answer may be incomplete.",
+    "repetition": "The model started repeating itself; the answer was cut there.",
+    "error": "The model server failed mid-answer; the answer may be incomplete.",
+}
+#: The whole answer when the model failed before writing anything.
+FAILED_TEXT = "No answer: the language model failed before it could answer. Please try again."
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
@@ -60,6 +71,16 @@ class Answer:
     #: Everything needed to trace the answer: chunks (ids + hashes), model, prompt.
     provenance: Mapping[str, Any]
     timings: Mapping[str, float]
+
+    @property
+    def notice(self) -> str | None:
+        """A sentence to show beside an answer that did not finish normally."""
+        return FINISH_NOTICES.get(self.finish_reason)
+
+    @property
+    def incomplete(self) -> bool:
+        """The model stopped on an error or a timeout, not at the end of its answer."""
+        return self.finish_reason in ("error", "timeout")
 
 
 @dataclass(frozen=True)
@@ -155,10 +176,12 @@ class AnswerService:
         t = time.perf_counter()
         parts: list[str] = []
         finish = "stop"
+        support: float | None = None
         for event in model.stream(request):
             if event.done:
                 if event.completion is not None:
                     finish = event.completion.finish_reason
+                    support = event.completion.support
                     if event.completion.ttft_s is not None:
                         timings["ttft_s"] = event.completion.ttft_s
                 break
@@ -167,6 +190,10 @@ class AnswerService:
                 yield AnswerEvent(delta=event.delta)
         timings["generate_s"] = time.perf_counter() - t
         raw = "".join(parts).strip()
+        if not raw and finish in ("error", "timeout"):
+            # Nothing to verify: say so rather than return an empty answer.
+            raw = FAILED_TEXT
+            yield AnswerEvent(delta=raw)
         checked = verify(raw, sources)
         abstained = is_not_found(raw)
         yield AnswerEvent(
@@ -185,6 +212,7 @@ class AnswerService:
                 evidence,
                 timings,
                 started,
+                support=support,
             )
         )
 
@@ -281,6 +309,8 @@ class AnswerService:
         evidence: float | None,
         timings: dict[str, float],
         started: float,
+        *,
+        support: float | None = None,
     ) -> Answer:
         timings["total_s"] = time.perf_counter() - started
         hashes = self._content_hashes([h.chunk_id for h in hits])
@@ -292,6 +322,7 @@ class AnswerService:
                 for h in hits
             ],
             "evidence": None if evidence is None else round(evidence, 4),
+            "support": support,
         }
         return Answer(
             question=question,
@@ -314,4 +345,4 @@ class AnswerService:
             rows = s.execute(
                 select(Chunk.id, Chunk.content_hash).where(Chunk.id.in_(chunk_ids))
             ).all()
-        return dict(rows)  # type: ignore[arg-type]
+        return {str(row[0]): str(row[1]) for row in rows}

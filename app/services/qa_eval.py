@@ -38,6 +38,10 @@ class QAResult:
     citations: int
     correct_citations: int
     seconds: float
+    #: Cosine of the question's closest chunk (None without dense retrieval).
+    evidence: float | None = None
+    #: The backend's support for its answer (the extractive backend's best sentence).
+    support: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,15 @@ def score(item: QAItem, answer: Answer, seconds: float, doc_names: dict[str, str
         if item.document and name.endswith(item.document):
             correct += int(item.page is None or c.page == item.page)
     return QAResult(
-        item, answer.text, answer.abstained, recalled, len(answer.citations), correct, seconds
+        item,
+        answer.text,
+        answer.abstained,
+        recalled,
+        len(answer.citations),
+        correct,
+        seconds,
+        evidence=answer.provenance.get("evidence"),
+        support=answer.provenance.get("support"),
     )
 
 
@@ -127,3 +139,80 @@ def evaluate_qa(
         p95_s=times[min(len(times) - 1, int(0.95 * len(times)))] if times else 0.0,
         results=results,
     )
+
+
+# -- calibration -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operating:
+    """What the QA set scores with the abstention gates at these thresholds."""
+
+    abstain_below: float | None  # None: the dense gate is off
+    min_support: float | None  # None: the backend reports no support
+    abstention_accuracy: float
+    answer_recall: float
+    #: Share of unanswerable questions abstained on, and of answerable ones.
+    abstained_unanswerable: float
+    abstained_answerable: float
+
+
+def operating_point(
+    results: list[QAResult], abstain_below: float | None, min_support: float | None
+) -> Operating:
+    """Scores of a run made with both gates off, as if they had been at these values.
+
+    A question is abstained on when the model said not found, its evidence is below
+    ``abstain_below`` or its support below ``min_support``. Recall counts answers
+    recalled in the run and not abstained on. (Raising the support floor can also
+    drop a second quoted sentence; that is not modelled.)
+    """
+
+    def abstains(r: QAResult) -> bool:
+        return (
+            r.abstained
+            or (abstain_below is not None and r.evidence is not None and r.evidence < abstain_below)
+            or (min_support is not None and r.support is not None and r.support < min_support)
+        )
+
+    answerable = [r for r in results if not r.item.unanswerable]
+    unanswerable = [r for r in results if r.item.unanswerable]
+    return Operating(
+        abstain_below=abstain_below,
+        min_support=min_support,
+        abstention_accuracy=sum(abstains(r) == r.item.unanswerable for r in results)
+        / max(1, len(results)),
+        answer_recall=sum(r.recalled and not abstains(r) for r in answerable)
+        / max(1, len(answerable)),
+        abstained_unanswerable=sum(abstains(r) for r in unanswerable) / max(1, len(unanswerable)),
+        abstained_answerable=sum(abstains(r) for r in answerable) / max(1, len(answerable)),
+    )
+
+
+def calibrate(results: list[QAResult]) -> tuple[Operating, list[Operating], list[Operating]]:
+    """The thresholds with the best abstention accuracy (ties: higher recall, then the
+    lower thresholds), and the curves through it: support floor varied at the best
+    dense threshold, and dense threshold varied at the best support floor.
+
+    ``results`` must come from a run with both gates off (``--calibrate`` does that).
+    """
+    has_support = any(r.support is not None for r in results)
+    has_evidence = any(r.evidence is not None for r in results)
+    dense: list[float | None] = [None]
+    if has_evidence:
+        dense += [round(0.05 * i, 2) for i in range(15)]
+    support: list[float | None] = [round(0.02 * i, 2) for i in range(41)] if has_support else [None]
+
+    def key(o: Operating) -> tuple[float, float, float, float]:
+        return (
+            round(o.abstention_accuracy, 9),
+            round(o.answer_recall, 9),
+            -(o.abstain_below if o.abstain_below is not None else -1.0),
+            -(o.min_support or 0.0),
+        )
+
+    grid = [operating_point(results, d, t) for d in dense for t in support]
+    best = max(grid, key=key)
+    by_support = [o for o in grid if o.abstain_below == best.abstain_below]
+    by_dense = [o for o in grid if o.min_support == best.min_support]
+    return best, by_support, by_dense

@@ -98,3 +98,48 @@ def test_follow_up_is_condensed_with_the_history(container: Any, handbook: Any) 
     assert "Twenty-five" in model.requests[0].messages[-1].content
     assert answer.citations[0].page == 2
     assert "carried over" in answer.citations[0].quote
+
+
+class _BrokenMidAnswer:
+    """Sends part of an answer, then ends the stream the way the guards report a failure."""
+
+    name = "broken"
+
+    def __init__(self, text: str, finish: str) -> None:
+        self.text, self.finish = text, finish
+
+    def stream(self, request: Any) -> Any:
+        from llm.base import Completion, StreamEvent
+
+        if self.text:
+            yield StreamEvent(delta=self.text)
+        yield StreamEvent(
+            done=True,
+            completion=Completion(self.text, self.finish, self.name),  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.parametrize("finish", ["error", "timeout"])
+def test_an_answer_cut_short_by_the_model_says_so(
+    container: Any, handbook: Any, finish: str
+) -> None:
+    container.__dict__["chat_model"] = _BrokenMidAnswer("New employees receive 25", finish)
+    container.answers.extractive = False
+    answer = container.answers.ask("How many vacation days do new employees get?")
+    assert answer.incomplete
+    assert answer.notice is not None
+    assert "incomplete" in answer.notice
+    assert answer.text.startswith("New employees receive 25")
+
+
+def test_a_model_that_fails_before_any_text_gives_a_clear_answer(
+    container: Any, handbook: Any
+) -> None:
+    container.__dict__["chat_model"] = _BrokenMidAnswer("", "error")
+    container.answers.extractive = False
+    events = list(container.answers.stream("How many vacation days do new employees get?"))
+    answer = events[-1].answer
+    assert "failed before it could answer" in answer.text
+    assert "".join(e.delta for e in events[:-1]) == answer.text
+    assert not answer.abstained
+    assert answer.citations == ()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.services.qa_eval import QAItem, QAResult
 from retrieval.evaluation.beir import DatasetError, load_beir
 from retrieval.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from retrieval.evaluation.runner import evaluate_beir
@@ -134,3 +135,32 @@ def test_evaluate_beir_needs_what_the_mode_uses(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="needs an embedder"):
         evaluate_beir(folder, mode="dense", embedder=None, lexical_factory=None, workdir=tmp_path)
+
+
+# -- abstention calibration ------------------------------------------------------------
+
+
+def _qa(unanswerable: bool, support: float, evidence: float, recalled: bool = True) -> QAResult:
+    item = QAItem("q", answers=() if unanswerable else ("a",), unanswerable=unanswerable)
+    return QAResult(
+        item, "text", False, recalled and not unanswerable, 1, 1, 0.1, evidence, support
+    )
+
+
+def test_calibration_finds_the_support_floor_that_separates_the_labels() -> None:
+    from app.services.qa_eval import calibrate, operating_point
+
+    results = [_qa(False, s, 0.5) for s in (0.5, 0.6, 0.7, 0.8)]
+    results += [_qa(True, s, 0.5) for s in (0.1, 0.2, 0.3, 0.45)]
+    best, by_support, by_dense = calibrate(results)
+    assert best.abstention_accuracy == 1.0
+    assert best.answer_recall == 1.0
+    assert 0.45 < best.min_support <= 0.5
+    # The dense signal is the same for every question: it cannot help, so it stays off.
+    assert best.abstain_below is None
+    assert len(by_support) == 41
+    assert {o.min_support for o in by_dense} == {best.min_support}
+    # Too strict a floor abstains on answerable questions and loses recall.
+    strict = operating_point(results, None, 0.65)
+    assert strict.answer_recall == 0.5
+    assert strict.abstained_answerable == 0.5

@@ -271,3 +271,47 @@ def test_worker_pool_survives_bad_files_and_ingests_the_rest(container: Any) -> 
             break
         time.sleep(0.1)
     assert doc(container, late["late.md"].document_id).status == DocumentStatus.READY
+    # Once the queue drains, the BM25 models are built, so the first question is fast.
+    shards = container.lexical._shards.values()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(s.model is not None for s in shards):
+        time.sleep(0.1)
+    assert shards
+    assert all(s.model is not None for s in shards)
+
+
+def test_the_idle_hook_runs_once_each_time_the_queue_drains() -> None:
+    import threading
+
+    from ingestion.worker import WorkerPool
+
+    queue = ["a", "b"]
+    ran: list[str] = []
+    idle = threading.Event()
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def claim() -> str | None:
+        with lock:
+            return queue.pop(0) if queue else None
+
+    def on_idle() -> None:
+        calls.append(len(ran))
+        idle.set()
+
+    pool = WorkerPool(claim, ran.append, threads=2, poll_seconds=0.05, on_idle=on_idle)
+    pool.start()
+    try:
+        assert idle.wait(10)
+        idle.clear()
+        with lock:
+            queue.append("c")
+        pool.wake()
+        assert idle.wait(10)
+        import time
+
+        time.sleep(0.3)  # idle polls that find nothing new do not call it again
+    finally:
+        pool.stop()
+    assert sorted(ran) == ["a", "b", "c"]
+    assert calls == [2, 3]

@@ -170,3 +170,48 @@ def test_sentences_split_on_punctuation_blank_lines_and_list_items() -> None:
         "病假需要证明！",
         "我可以请假吗？",
     ]
+
+
+# -- sentences in context ------------------------------------------------------------
+
+BENEFITS_PAGE = src(
+    4,
+    "7. Benefits\n\nPrivate health plan\n\nChoose one of three levels of cover:\n\n"
+    "Plan Who is covered\nEmployee cost per\nmonth\n\nOutpatient limit per\nyear\n\n"
+    "Essential Employee only £0 £1,000\n\nPlus Employee and partner £28 £2,500\n\n"
+    "Family Employee, partner and children £64 £5,000\n\n"
+    "The company pays the rest of the premium.",
+)
+
+
+def test_a_table_row_is_found_through_its_header() -> None:
+    # "cost" and "month" are only in the header; the row alone says "Family ... £64".
+    text = answer("How much does the Family plan cost per month?", BENEFITS_PAGE)
+    assert ("Family Employee, partner and children £64 £5,000", 4) in quoted(text)
+    assert "£28" not in text  # not the other rows
+
+
+def test_abbreviations_do_not_end_a_sentence() -> None:
+    desk = src(1, "Call the IT Service Desk on ext. 4357 for help with your laptop. Be kind.")
+    text = answer("What is the IT Service Desk extension?", desk)
+    assert quoted(text)[0][0] == "Call the IT Service Desk on ext. 4357 for help with your laptop."
+
+
+def test_headings_and_bare_names_are_not_answers() -> None:
+    cover = src(1, "Welcome to Northwind Lumen\n\nNorthwind Lumen Ltd.\n\nWe design lamps.")
+    assert answer("What was Northwind Lumen's annual revenue?", cover) == NOT_FOUND_TEXT
+    assert "Item one is listed" in split_sentences("Intro:\n- Item one is listed\n- Item two")
+
+
+def test_semantic_similarity_finds_a_paraphrase_without_shared_words() -> None:
+    office = src(1, "Dogs are welcome at Lumen House on Fridays. The kitchen closes at 18:00.")
+
+    def similarity(question: str, sentences: object) -> list[float]:
+        return [0.95 if "Dogs" in s else 0.05 for s in sentences]  # type: ignore[attr-defined]
+
+    request = make_request("May I bring my puppy to work?", (office,))
+    assert ExtractiveChatModel().complete(request).text == NOT_FOUND_TEXT
+    done = ExtractiveChatModel(similarity=similarity).complete(request)
+    assert quoted(done.text) == [("Dogs are welcome at Lumen House on Fridays.", 1)]
+    assert done.support is not None
+    assert done.support >= 0.42
