@@ -18,7 +18,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.engine import make_engine, make_session_factory
+from app.services.access import AccessService
 from app.services.answer import AnswerOptions, AnswerService
+from app.services.audit import AuditLog
+from app.services.auth import AuthService
+from app.services.chat import ChatService
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.jobstore import SqlJobStore
@@ -246,6 +250,22 @@ class Container:
     # -- services ------------------------------------------------------------------
 
     @cached_property
+    def auth(self) -> AuthService:
+        return AuthService(self.sessions, session_hours=self.settings.server.session_hours)
+
+    @cached_property
+    def access(self) -> AccessService:
+        return AccessService(self.sessions)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.sessions)
+
+    @cached_property
+    def chats(self) -> ChatService:
+        return ChatService(self.sessions, self.access, self.answers)
+
+    @cached_property
     def collections(self) -> CollectionService:
         return CollectionService(self.sessions)
 
@@ -267,7 +287,10 @@ class Container:
 
         Holding the data-dir lock means no other worker is alive, so every job left
         ``running`` was interrupted: it is requeued and its partial vectors removed.
+        Idempotent: a second call while the pool runs does nothing.
         """
+        if self._pool is not None:
+            return True
         lock = FileLock(str(self.settings.data_dir / "worker.lock"))
         try:
             lock.acquire(timeout=0)

@@ -1,6 +1,19 @@
-"""Application-level exceptions. (HTTP mapping lives here too once the API exists.)"""
+"""Application exceptions, and the one place they become HTTP responses.
+
+Every error body has the same shape: ``{"error": {"code": ..., "message": ...}}``.
+Messages are written for the caller; stack traces and internal details go to the
+server log only.
+"""
 
 from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
 
 
 class LanternError(Exception):
@@ -13,3 +26,96 @@ class NotFound(LanternError):
 
 class Conflict(LanternError):
     pass
+
+
+class Unauthorized(LanternError):
+    """No valid credentials (log in, or send an API key)."""
+
+
+class PermissionDenied(LanternError):
+    """Authenticated, but not allowed to do this."""
+
+
+class InvalidInput(LanternError):
+    """A request that cannot be carried out as given (the message says why)."""
+
+
+class TooManyRequests(LanternError):
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PayloadTooLarge(LanternError):
+    pass
+
+
+#: Exception type -> (HTTP status, error code).
+STATUS: dict[type[Exception], tuple[int, str]] = {
+    InvalidInput: (400, "invalid_input"),
+    Unauthorized: (401, "unauthorized"),
+    PermissionDenied: (403, "forbidden"),
+    NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
+    PayloadTooLarge: (413, "payload_too_large"),
+    TooManyRequests: (429, "rate_limited"),
+}
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map Lantern's, FastAPI's and the backends' exceptions to JSON error bodies."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from llm.errors import LLMBackendError, LLMTimeout
+
+    async def lantern_error(request: Request, exc: Exception) -> JSONResponse:
+        for kind, (status, code) in STATUS.items():
+            if isinstance(exc, kind):
+                headers = (
+                    {"Retry-After": str(exc.retry_after_s)}
+                    if isinstance(exc, TooManyRequests)
+                    else None
+                )
+                if status == 401 and request.url.path.startswith("/v1/"):
+                    headers = {"WWW-Authenticate": "Bearer"}
+                return JSONResponse(error_body(code, str(exc)), status, headers=headers)
+        return await unexpected(request, exc)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        ]
+        return JSONResponse(error_body("invalid_input", "; ".join(problems)[:2000]), 422)
+
+    async def llm_error(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("chat model failed on %s %s: %s", request.method, request.url.path, exc)
+        if isinstance(exc, LLMTimeout):
+            return JSONResponse(error_body("llm_timeout", "the language model timed out"), 504)
+        return JSONResponse(
+            error_body("llm_unavailable", "the language model is not available; try again"),
+            503,
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(error_body("internal", "internal error; see the server log"), 500)
+
+    app.add_exception_handler(LanternError, lantern_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(LLMBackendError, llm_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -190,6 +190,45 @@ class IngestionSettings(BaseModel):
     )
 
 
+DEFAULT_ADMIN_PASSWORD = "lantern-demo-admin"  # the demo admin; refused outside dev
+
+
+class ServerSettings(BaseModel):
+    host: str = Field(default="127.0.0.1", description="Address `lantern serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `lantern serve` listens on.")
+    session_hours: float = Field(
+        default=12, gt=0, description="How long a browser log-in lasts without activity."
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="Send the session cookie over HTTPS only (empty: on in prod, off in dev).",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API from other sites (JSON list).",
+    )
+    max_request_mb: int = Field(
+        default=200, ge=1, description="Largest request body (an upload of many files), in MB."
+    )
+    max_files_per_upload: int = Field(
+        default=100, ge=1, description="Most files in one upload request."
+    )
+    rate_limit_per_minute: int = Field(
+        default=120,
+        ge=0,
+        description="Requests per minute per user or API key (0: unlimited); questions count 5.",
+    )
+    admin_email: str = Field(
+        default="admin@lantern.local",
+        description="The first admin, created by `lantern demo` (and `lantern users "
+        "create-admin` without --email).",
+    )
+    admin_password: SecretStr = Field(
+        default=SecretStr(DEFAULT_ADMIN_PASSWORD),
+        description="Password of that first admin; the default is refused outside dev.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting Lantern reads. See the configuration table in the README."""
 
@@ -216,12 +255,29 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.chunking.overlap_tokens >= self.chunking.max_tokens:
             raise ValueError("chunking.overlap_tokens must be smaller than chunking.max_tokens")
         return self
+
+    def check_secrets(self) -> None:
+        """Refuse default secrets outside dev (called where a server or an admin starts)."""
+        if self.env != "dev" and (
+            self.server.admin_password.get_secret_value() == DEFAULT_ADMIN_PASSWORD
+        ):
+            raise ValueError(
+                f"LANTERN_SERVER__ADMIN_PASSWORD is the default, which is refused when "
+                f"LANTERN_ENV={self.env}; set a strong password"
+            )
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.server.secure_cookies is not None:
+            return self.server.secure_cookies
+        return self.env == "prod"
 
     @property
     def database_url(self) -> str:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from app.cli.common import console, err_console, human_size, open_container, setup_logging, short
 from app.cli.evaluate import eval_app
+from app.cli.server import serve, serve_container, users_app
 from app.errors import LanternError
 from ingestion.errors import IngestionError
 from retrieval.errors import RetrievalError
@@ -26,6 +27,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+app.add_typer(users_app, name="users")
+app.command()(serve)
 
 CollectionOpt = Annotated[
     str | None, typer.Option("--collection", "-c", help="Collection name (default: all).")
@@ -289,8 +292,15 @@ def reindex() -> None:
 
 
 @app.command()
-def demo() -> None:
-    """Quick start: set up the database, ingest the bundled sample documents, try a search."""
+def demo(
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API once the samples are in.")
+    ] = True,
+    host: Annotated[str | None, typer.Option(help="Address to serve on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to serve on.")] = None,
+) -> None:
+    """Quick start: set up the database, ingest the bundled sample documents, create the
+    demo admin and serve the API."""
     from app.cli.ingest import queue_files, summarise, wait_for_jobs
     from app.samples import sample_files
 
@@ -310,7 +320,17 @@ def demo() -> None:
                 h = hits[0]
                 where = f"{h.document_name}" + (f", page {h.page}" if h.page else "")
                 console.print(f"\n[bold]{q}[/]\n  [cyan]{where}[/]: {short(h.text, 300)}")
-    console.print('\nTry: lantern search "expense claim deadline" -c Samples')
+        s = c.settings.server
+        c.settings.check_secrets()
+        _, created = c.auth.ensure_admin(s.admin_email, s.admin_password.get_secret_value())
+        console.print(
+            f"\nDemo admin: [bold]{s.admin_email}[/] / password from "
+            "LANTERN_SERVER__ADMIN_PASSWORD (default: lantern-demo-admin, dev only)"
+            + ("" if created else " (already existed)")
+        )
+        console.print('Try: lantern ask "What is the expense claim deadline?"')
+        if serve_after:
+            serve_container(c, host, port)
 
 
 def main() -> None:

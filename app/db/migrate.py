@@ -41,3 +41,10 @@ def downgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
+
+
+def head_revision() -> str | None:
+    """The newest revision this Lantern ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(SCRIPT_LOCATION)).get_current_head()

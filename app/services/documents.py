@@ -18,7 +18,7 @@ from app.db.models import (
     JobStatus,
     utcnow,
 )
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from ingestion.blobstore import BlobStore, sha256_of
 from ingestion.errors import file_too_large
 from retrieval.lexical.base import LexicalIndex
@@ -105,15 +105,48 @@ class DocumentService:
                 version=(latest.version + 1) if latest else 1,
                 replaces_id=latest.id if latest else None,
                 uploader=uploader,
-                status=DocumentStatus.QUEUED,
-                timings={},
             )
-            s.add(doc)
-            s.flush()
-            job = IngestionJob(document_id=doc.id, timings={})
-            s.add(job)
-            s.flush()
-            return AddResult(doc.id, job.id, "new_version" if latest else "queued")
+            return _queue(s, doc, "new_version" if latest else "queued")
+
+    def reprocess(self, document_id: str, *, uploader: str | None = None) -> AddResult:
+        """Ingest a document again from its stored file (after a parser or model
+        upgrade). It becomes a new version: the current one stays searchable until
+        the new one is ready, then is replaced."""
+        with self.sessions.begin() as s:
+            doc = s.get(Document, document_id)
+            if doc is None:
+                raise NotFound(f"no document {document_id}")
+            if not self.blobs.exists(doc.sha256):
+                raise Conflict(f"the file of {doc.name!r} is no longer stored; upload it again")
+            latest = s.scalar(
+                select(func.max(Document.version)).where(
+                    Document.collection_id == doc.collection_id, Document.name == doc.name
+                )
+            )
+            new = Document(
+                collection_id=doc.collection_id,
+                name=doc.name,
+                size=doc.size,
+                sha256=doc.sha256,
+                version=(latest or doc.version) + 1,
+                replaces_id=doc.id,
+                uploader=uploader or doc.uploader,
+            )
+            return _queue(s, new, "new_version")
+
+    def latest_jobs(self, document_ids: list[str]) -> dict[str, IngestionJob]:
+        """The newest ingestion job of each document."""
+        out: dict[str, IngestionJob] = {}
+        with self.sessions() as s:
+            for i in range(0, len(document_ids), 500):
+                rows = s.scalars(
+                    select(IngestionJob)
+                    .where(IngestionJob.document_id.in_(document_ids[i : i + 500]))
+                    .order_by(IngestionJob.created_at)
+                )
+                for job in rows:
+                    out[job.document_id] = job
+        return out
 
     def reject(
         self,
@@ -256,6 +289,18 @@ class DocumentService:
                     select(IngestionJob.id).where(IngestionJob.status.in_(JobStatus.UNFINISHED))
                 )
             )
+
+
+def _queue(s: Session, doc: Document, outcome: Outcome) -> AddResult:
+    """Add ``doc`` as queued, with its ingestion job."""
+    doc.status = DocumentStatus.QUEUED
+    doc.timings = {}
+    s.add(doc)
+    s.flush()
+    job = IngestionJob(document_id=doc.id, timings={})
+    s.add(job)
+    s.flush()
+    return AddResult(doc.id, job.id, outcome)
 
 
 def too_large_reason(size: int, limit: int) -> str:

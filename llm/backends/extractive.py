@@ -145,7 +145,10 @@ def _units(text: str) -> list[tuple[str, bool]]:
 
 
 _ENDS_SENTENCE = re.compile(r"[.!?。！？；;][\"'”’)\]」』）]*$")
-_LEAD_IN = re.compile(r"[:：]$")
+# A lead-in ("...three levels of cover:") or a question (an FAQ's "How many ...?")
+# introduces what follows: context for it, and never an answer itself.
+_LEAD_IN = re.compile(r"[:：?？][\"'”’)\]」』）]*$")
+_QUESTION = re.compile(r"[?？][\"'”’)\]」』）]*$")
 MAX_CONTEXT_UNITS = 6
 #: Shorter pieces without a number or closing punctuation are headings, not answers.
 MIN_UNPUNCTUATED_WORDS = 7
@@ -188,6 +191,8 @@ def _substantial(sentence: str, *, list_item: bool = False) -> bool:
     has_number = any(ch.isdigit() for ch in sentence)
     size = words + han // 2
     if not (size >= (3 if has_number else 4) or han >= 4):
+        return False
+    if _QUESTION.search(sentence):
         return False
     heading = (
         size < MIN_UNPUNCTUATED_WORDS and not has_number and "|" not in sentence and not list_item

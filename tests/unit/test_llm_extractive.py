@@ -165,10 +165,10 @@ def test_sentences_split_on_punctuation_blank_lines_and_list_items() -> None:
         "Item one is here",
         "Item two is here",
     ]
+    # A question is not an answer: it is left out (as context for what follows).
     assert split_sentences("员工每年享有年假。病假需要证明！我可以请假吗？") == [
         "员工每年享有年假。",
         "病假需要证明！",
-        "我可以请假吗？",
     ]
 
 
@@ -215,3 +215,18 @@ def test_semantic_similarity_finds_a_paraphrase_without_shared_words() -> None:
     assert quoted(done.text) == [("Dogs are welcome at Lumen House on Fridays.", 1)]
     assert done.support is not None
     assert done.support >= 0.42
+
+
+def test_a_question_in_the_source_is_context_not_an_answer() -> None:
+    faq = src(
+        1,
+        "## FAQ\n\n### How many vacation days do I get?\n\n25 days of paid vacation per "
+        "leave year plus the 8 UK bank holidays.\n\n### Where do I park?\n\nThere is no "
+        "staff parking at Lumen House.",
+    )
+    text = answer("How many vacation days do I get?", faq)
+    assert quoted(text)[0] == (
+        "25 days of paid vacation per leave year plus the 8 UK bank holidays.",
+        1,
+    )
+    assert "?" not in text

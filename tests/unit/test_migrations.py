@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 
 from app.db.engine import make_engine
 from app.db.migrate import current_revision, downgrade, upgrade
-from app.db.models import Base
+from app.db.schema import metadata
 
 
 def test_migrations_match_models(database_url: str) -> None:
@@ -16,7 +16,7 @@ def test_migrations_match_models(database_url: str) -> None:
     upgrade(engine)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(ctx, Base.metadata)
+        diff = compare_metadata(ctx, metadata)
     engine.dispose()
     assert diff == [], f"models and migrations disagree; write a revision: {diff}"
 

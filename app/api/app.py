@@ -1,0 +1,136 @@
+"""The FastAPI app factory. ``lantern serve`` runs it with uvicorn.
+
+The lifespan builds the container, runs the database migrations (a start-up
+step, never at import) and starts the ingestion workers; shutting down stops them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.routes import admin, auth, chat, collections, health, search
+from app.container import Container
+from app.errors import error_body, install_error_handlers
+from app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """Lantern answers questions from your company's documents, with citations
+you can check.
+
+Authenticate with the session cookie from `POST /api/v1/auth/login`, or with an API
+key: `Authorization: Bearer lk_...` (or `X-API-Key`). Every search and answer sees
+only the collections the caller may read.
+
+Errors have one shape: `{"error": {"code": "...", "message": "..."}}`."""
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
+    """The app. Pass ``container`` to share one (tests); else one is built from
+    ``settings`` (default: the environment) when the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        c = container or Container(settings or get_settings())
+        c.settings.check_secrets()
+        c.migrate()
+        c.start_workers()
+        app.state.container = c
+        try:
+            yield
+        finally:
+            if container is None:
+                c.close()
+
+    s = container.settings if container else (settings or get_settings())
+    app = FastAPI(
+        title="Lantern",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    for router in (
+        auth.router,
+        collections.router,
+        collections.docs_router,
+        chat.router,
+        search.router,
+        admin.router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    if s.server.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=s.server.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(BodyLimit, max_bytes=s.server.max_request_mb * 1024 * 1024)
+    return app
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, by Content-Length or while
+    reading (a chunked upload without a length)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+        too_big = False
+
+        async def limited() -> Message:
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    too_big = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, send: Send) -> None:
+        import json
+
+        mb = self.max_bytes // (1024 * 1024)
+        body = json.dumps(
+            error_body(
+                "payload_too_large",
+                f"request body over the {mb} MB limit (LANTERN_SERVER__MAX_REQUEST_MB)",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

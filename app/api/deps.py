@@ -1,0 +1,62 @@
+"""Request dependencies: the container, and who is calling.
+
+Browsers authenticate with the session cookie set at log-in; tools send an API
+key as ``Authorization: Bearer lk_...`` (what the OpenAI client sends) or
+``X-API-Key``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.container import Container
+from app.errors import PermissionDenied, Unauthorized
+from app.services.auth import Principal
+
+SESSION_COOKIE = "lantern_session"
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def api_key_of(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def current_principal(request: Request, c: ContainerDep) -> Principal:
+    key = api_key_of(request)
+    if key:
+        who = c.auth.from_api_key(key)
+    elif token := request.cookies.get(SESSION_COOKIE):
+        who = c.auth.from_session(token)
+    else:
+        raise Unauthorized("log in, or send an API key as 'Authorization: Bearer <key>'")
+    request.state.principal = who
+    return who
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def current_admin(who: CurrentUser) -> Principal:
+    if not who.is_admin:
+        raise PermissionDenied("this needs an admin")
+    return who
+
+
+AdminUser = Annotated[Principal, Depends(current_admin)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

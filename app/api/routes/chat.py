@@ -1,0 +1,170 @@
+"""Chat sessions, questions (JSON or a server-sent event stream) and feedback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import iterate_in_threadpool
+
+from app.api.deps import ContainerDep, CurrentUser, client_ip
+from app.api.schemas import (
+    AnswerOut,
+    AskIn,
+    ChatIn,
+    ChatOut,
+    ChatPatch,
+    FeedbackIn,
+    FeedbackOut,
+    MessageOut,
+)
+from app.errors import LanternError, error_body
+from app.services.chat import ChatEvent
+
+router = APIRouter(tags=["chat"])
+
+STREAM_DOC = """Server-sent events, in order:
+
+- `token`: `{"text": "..."}`, a piece of the answer as it is generated;
+- `citations`: a list of verified citations (document, page, quote, offsets);
+- `done`: `{"message_id", "question_message_id", "abstained", "finish_reason",
+  "notice", "timings"}`.
+
+An `error` event (`{"error": {"code", "message"}}`) ends a stream that failed."""
+
+
+@router.get("/chats", response_model=list[ChatOut])
+def list_chats(who: CurrentUser, c: ContainerDep) -> list[ChatOut]:
+    """The caller's chat sessions, most recent first."""
+    return [ChatOut.model_validate(s) for s in c.chats.list_sessions(who)]
+
+
+@router.post("/chats", response_model=ChatOut, status_code=201)
+def create_chat(body: ChatIn, who: CurrentUser, c: ContainerDep) -> ChatOut:
+    """Start a chat, optionally limited to some readable collections."""
+    return ChatOut.model_validate(
+        c.chats.create(who, title=body.title, collection_ids=body.collection_ids)
+    )
+
+
+@router.get("/chats/{chat_id}", response_model=ChatOut)
+def get_chat(chat_id: str, who: CurrentUser, c: ContainerDep) -> ChatOut:
+    """One of the caller's chats."""
+    return ChatOut.model_validate(c.chats.get(who, chat_id))
+
+
+@router.patch("/chats/{chat_id}", response_model=ChatOut)
+def update_chat(chat_id: str, body: ChatPatch, who: CurrentUser, c: ContainerDep) -> ChatOut:
+    """Rename a chat or change the collections it searches."""
+    return ChatOut.model_validate(
+        c.chats.update(who, chat_id, title=body.title, collection_ids=body.collection_ids)
+    )
+
+
+@router.delete("/chats/{chat_id}", status_code=204)
+def delete_chat(chat_id: str, who: CurrentUser, c: ContainerDep) -> None:
+    """Delete a chat and its messages."""
+    c.chats.delete(who, chat_id)
+
+
+@router.get("/chats/{chat_id}/messages", response_model=list[MessageOut])
+def history(chat_id: str, who: CurrentUser, c: ContainerDep) -> list[MessageOut]:
+    """The chat's questions and answers, oldest first, with citations."""
+    return [MessageOut.model_validate(m) for m in c.chats.messages(who, chat_id)]
+
+
+@router.post(
+    "/chats/{chat_id}/messages",
+    response_model=AnswerOut,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "With `stream: true`: " + STREAM_DOC,
+        }
+    },
+)
+def ask(chat_id: str, body: AskIn, request: Request, who: CurrentUser, c: ContainerDep) -> Any:
+    """Ask a question in the chat. The answer cites the sources it quotes; when the
+    documents do not answer it, it says so."""
+    events = c.chats.ask(who, chat_id, body.question)
+    c.audit.record(
+        "question",
+        who,
+        target_type="chat",
+        target_id=chat_id,
+        ip=client_ip(request),
+        details={"chars": len(body.question), "stream": body.stream},
+    )
+    if body.stream:
+        first = next(events)  # raise NotFound / InvalidInput as a JSON error, not a stream
+        return EventSourceResponse(_sse(first, events), ping=15)
+    final = None
+    for event in events:
+        if event.message is not None:
+            final = event
+    assert final is not None
+    return answer_out(final)
+
+
+def answer_out(event: ChatEvent) -> AnswerOut:
+    assert event.message is not None
+    assert event.answer is not None
+    return AnswerOut(
+        question_message_id=event.question_message_id or "",
+        message=MessageOut.model_validate(event.message),
+        abstained=event.answer.abstained,
+        finish_reason=event.answer.finish_reason,
+        notice=event.answer.notice,
+    )
+
+
+async def _sse(first: ChatEvent, rest: Iterator[ChatEvent]) -> AsyncIterator[dict[str, str]]:
+    def chain() -> Iterator[ChatEvent]:
+        yield first
+        yield from rest
+
+    try:
+        async for event in iterate_in_threadpool(chain()):
+            if event.delta:
+                yield {"event": "token", "data": json.dumps({"text": event.delta})}
+            elif event.message is not None and event.answer is not None:
+                citations = [asdict(c) for c in event.answer.citations]
+                yield {"event": "citations", "data": json.dumps(citations, ensure_ascii=False)}
+                done = {
+                    "message_id": event.message.id,
+                    "question_message_id": event.question_message_id,
+                    "abstained": event.answer.abstained,
+                    "finish_reason": event.answer.finish_reason,
+                    "notice": event.answer.notice,
+                    "timings": dict(event.answer.timings),
+                }
+                yield {"event": "done", "data": json.dumps(done)}
+    except LanternError as e:
+        yield {"event": "error", "data": json.dumps(error_body("invalid_input", str(e)))}
+    except Exception:
+        import logging
+
+        logging.getLogger(__name__).exception("a streamed answer failed")
+        body = error_body("internal", "the answer failed; see the server log")
+        yield {"event": "error", "data": json.dumps(body)}
+
+
+@router.post("/messages/{message_id}/feedback", response_model=FeedbackOut)
+def feedback(
+    message_id: str, body: FeedbackIn, request: Request, who: CurrentUser, c: ContainerDep
+) -> FeedbackOut:
+    """Thumbs up or down, with an optional comment, on one of the caller's answers."""
+    row = c.chats.feedback(who, message_id, rating=body.rating, comment=body.comment)
+    c.audit.record(
+        "feedback",
+        who,
+        target_type="message",
+        target_id=message_id,
+        ip=client_ip(request),
+        details={"rating": body.rating},
+    )
+    return FeedbackOut.model_validate(row)

@@ -1,0 +1,53 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.api.deps import ContainerDep
+from app.api.schemas import HealthOut
+from app.db.migrate import current_revision, head_revision
+from app.db.models import JobStatus
+from app.errors import error_body
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthOut)
+def health(c: ContainerDep) -> HealthOut:
+    """The process is up: which models are in use, and anything an admin should know."""
+    warnings = []
+    embedder = c.embedder
+    if embedder.is_fallback:
+        warnings.append(
+            f"embedding fallback active: {embedder.model_name} instead of "
+            f"{c.settings.embedding.model}; retrieval is noticeably worse"
+        )
+    counts = c.documents.job_counts()
+    return HealthOut(
+        status="degraded" if warnings else "ok",
+        embedding_model=embedder.model_name,
+        embedding_fallback=embedder.is_fallback,
+        chat_backend=c.chat_kind,
+        queue_depth=sum(counts.get(s, 0) for s in JobStatus.UNFINISHED),
+        warnings=warnings,
+    )
+
+
+@router.get("/ready", responses={503: {"description": "Not ready (the body says why)."}})
+def ready(c: ContainerDep) -> JSONResponse:
+    """Ready to serve: the database answers and its schema is current."""
+    try:
+        with c.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        revision = current_revision(c.engine)
+    except Exception:
+        return JSONResponse(error_body("not_ready", "the database is unreachable"), 503)
+    if revision != head_revision():
+        return JSONResponse(
+            error_body("not_ready", f"database schema at {revision}, expected {head_revision()}"),
+            503,
+        )
+    return JSONResponse({"status": "ready", "schema": revision})

@@ -1,0 +1,97 @@
+"""``lantern serve`` and ``lantern users``: the web server and its accounts."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+
+from app.cli.common import console, err_console, open_container
+from app.container import Container
+from app.settings import get_settings
+
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+
+
+def serve_container(c: Container | None, host: str | None, port: int | None) -> None:
+    """Run the API with uvicorn until interrupted (on ``c`` if given, else a new one)."""
+    import uvicorn
+
+    from app.api.app import create_app
+
+    settings = c.settings if c else get_settings()
+    settings.check_secrets()
+    host = host or settings.server.host
+    port = port or settings.server.port
+    app = create_app(settings, container=c)
+    console.print(
+        f"Lantern API on [bold]http://{host}:{port}[/] "
+        f"(OpenAPI docs: http://{host}:{port}/api/v1/docs); Ctrl+C stops it"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address (default LANTERN_SERVER__HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default LANTERN_SERVER__PORT).")] = None,
+) -> None:
+    """Serve the REST API (migrations run at start-up; ingestion workers run inside)."""
+    serve_container(None, host, port)
+
+
+@users_app.command("create-admin")
+def create_admin(
+    email: Annotated[
+        str | None, typer.Option(help="E-mail (default LANTERN_SERVER__ADMIN_EMAIL).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Display name.")] = "Admin",
+    password_from_env: Annotated[
+        bool,
+        typer.Option(
+            "--password-from-env",
+            help="Take the password from LANTERN_SERVER__ADMIN_PASSWORD instead of asking.",
+        ),
+    ] = False,
+) -> None:
+    """Create the first admin (asks for a password)."""
+    with open_container() as c:
+        email = email or c.settings.server.admin_email
+        if password_from_env:
+            c.settings.check_secrets()
+            password = c.settings.server.admin_password.get_secret_value()
+        else:
+            password = getpass.getpass("Password for the new admin: ")
+            if getpass.getpass("Again: ") != password:
+                err_console.print("[red]the passwords differ[/]")
+                raise typer.Exit(1)
+        user, created = c.auth.ensure_admin(email, password, name=name)
+        if not created:
+            err_console.print(f"[yellow]{user.email} already exists; nothing changed[/]")
+            raise typer.Exit(1)
+        c.audit.record(
+            "user.create",
+            via="cli",
+            target_type="user",
+            target_id=user.id,
+            details={"role": "admin"},
+        )
+        console.print(f"admin {user.email} created")
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """Every user, with role and status."""
+    from rich.table import Table
+
+    with open_container() as c:
+        table = Table()
+        for col in ("email", "name", "role", "active", "last login"):
+            table.add_column(col)
+        for u in c.auth.list_users():
+            table.add_row(
+                u.email, u.name, u.role, "yes" if u.is_active else "no", str(u.last_login_at or "")
+            )
+        console.print(table)

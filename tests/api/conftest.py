@@ -1,0 +1,96 @@
+"""Fixtures for API tests: the app in-process over the shared container, and users."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.app import create_app
+
+ADMIN = ("admin@example.com", "admin-password-1")
+MEMBER = ("member@example.com", "member-password-1")
+OUTSIDER = ("outsider@example.com", "outsider-password-1")
+
+
+@pytest.fixture
+def app(container: Any) -> Any:
+    return create_app(container=container)
+
+
+@pytest.fixture
+def admin(app: Any, container: Any) -> Iterator[TestClient]:
+    container.auth.ensure_admin(*ADMIN)
+    with TestClient(app) as client:
+        login(client, *ADMIN)
+        yield client
+
+
+def login(client: TestClient, email: str, password: str) -> dict[str, Any]:
+    r = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+@pytest.fixture
+def member(app: Any, admin: TestClient) -> Iterator[TestClient]:
+    """A member of the group "staff" (which the ``staffed`` fixture grants read on)."""
+    user = admin.post(
+        "/api/v1/users", json={"email": MEMBER[0], "password": MEMBER[1], "name": "Mia"}
+    ).json()
+    group = admin.post("/api/v1/groups", json={"name": "staff"}).json()
+    admin.put(f"/api/v1/groups/{group['id']}/members", json={"user_ids": [user["id"]]})
+    client = TestClient(app)
+    login(client, *MEMBER)
+    return client
+
+
+@pytest.fixture
+def outsider(app: Any, admin: TestClient) -> Iterator[TestClient]:
+    """A member in no group: may read nothing."""
+    admin.post("/api/v1/users", json={"email": OUTSIDER[0], "password": OUTSIDER[1]})
+    client = TestClient(app)
+    login(client, *OUTSIDER)
+    return client
+
+
+def group_id(admin: TestClient, name: str) -> str:
+    return next(g["id"] for g in admin.get("/api/v1/groups").json() if g["name"] == name)
+
+
+def upload(client: TestClient, collection_id: str, files: dict[str, bytes]) -> list[dict[str, Any]]:
+    r = client.post(
+        f"/api/v1/collections/{collection_id}/documents",
+        files=[("files", (name, data)) for name, data in files.items()],
+    )
+    assert r.status_code == 202, r.text
+    return list(r.json())
+
+
+def wait_ready(client: TestClient, collection_id: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """Poll the document list, as a user would, until nothing is queued or processing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        docs = client.get(f"/api/v1/collections/{collection_id}/documents").json()
+        if all(d["status"] in ("ready", "failed") for d in docs):
+            return list(docs)
+        assert time.monotonic() < deadline, docs
+        time.sleep(0.1)
+
+
+def sse_events(text: str) -> list[tuple[str, str]]:
+    """(event, data) pairs of a server-sent event stream."""
+    out = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        event, data = "message", []
+        for line in block.splitlines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+        if data:
+            out.append((event, "\n".join(data)))
+    return out

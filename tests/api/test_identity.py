@@ -1,0 +1,110 @@
+"""Log-in, sessions, API keys and admin-only endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from app.api.app import create_app
+from tests.api.conftest import ADMIN, MEMBER, login
+
+
+def test_login_sets_a_session_cookie_and_logout_ends_it(app: Any, admin: TestClient) -> None:
+    me = admin.get("/api/v1/me").json()
+    assert (me["email"], me["role"], me["via"]) == (ADMIN[0], "admin", "session")
+    cookie = admin.cookies.get("lantern_session")
+    assert cookie
+    assert admin.post("/api/v1/auth/logout").status_code == 204
+    # The old cookie no longer works, even when replayed.
+    replay = TestClient(app, cookies={"lantern_session": cookie})
+    r = replay.get("/api/v1/me")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthorized"
+
+
+def test_wrong_password_is_refused_and_audited(app: Any, admin: TestClient) -> None:
+    client = TestClient(app)
+    r = client.post("/api/v1/auth/login", json={"email": ADMIN[0], "password": "nope-nope-1"})
+    assert r.status_code == 401
+    assert r.json() == {"error": {"code": "unauthorized", "message": "wrong e-mail or password"}}
+    # An unknown e-mail gets exactly the same answer.
+    r2 = client.post("/api/v1/auth/login", json={"email": "x@example.com", "password": "n"})
+    assert r2.json() == r.json()
+    denied = admin.get("/api/v1/audit", params={"action": "login", "outcome": "denied"}).json()
+    assert len(denied) == 2
+    assert "nope" not in str(denied)
+
+
+def test_members_cannot_use_admin_endpoints(member: TestClient) -> None:
+    for method, path in [
+        ("get", "/api/v1/users"),
+        ("post", "/api/v1/groups"),
+        ("get", "/api/v1/audit"),
+        ("post", "/api/v1/collections"),
+    ]:
+        r = getattr(member, method)(path, **({"json": {"name": "x"}} if method == "post" else {}))
+        assert r.status_code == 403, (path, r.text)
+        assert r.json()["error"]["code"] == "forbidden"
+
+
+def test_an_api_key_acts_as_its_user_until_revoked(app: Any, member: TestClient) -> None:
+    created = member.post("/api/v1/api-keys", json={"name": "intranet widget"})
+    assert created.status_code == 201
+    key = created.json()["key"]
+    assert key.startswith("lk_")
+    tool = TestClient(app, headers={"Authorization": f"Bearer {key}"})
+    me = tool.get("/api/v1/me").json()
+    assert (me["email"], me["via"]) == (MEMBER[0], "api_key")
+    listed = member.get("/api/v1/api-keys").json()
+    assert [k["name"] for k in listed] == ["intranet widget"]
+    assert listed[0]["last_used_at"] is not None
+    assert "key" not in listed[0]  # shown once, never again
+    assert key not in str(listed)
+    assert member.delete(f"/api/v1/api-keys/{listed[0]['id']}").status_code == 204
+    r = tool.get("/api/v1/me")
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "invalid or revoked API key"
+
+
+def test_deactivated_users_lose_their_sessions(
+    app: Any, admin: TestClient, member: TestClient
+) -> None:
+    uid = member.get("/api/v1/me").json()["id"]
+    r = admin.patch(f"/api/v1/users/{uid}", json={"is_active": False})
+    assert r.json()["is_active"] is False
+    assert member.get("/api/v1/me").status_code == 401
+    r = TestClient(app).post("/api/v1/auth/login", json={"email": MEMBER[0], "password": MEMBER[1]})
+    assert r.status_code == 401
+
+
+def test_weak_passwords_and_duplicate_users_are_refused(admin: TestClient) -> None:
+    r = admin.post("/api/v1/users", json={"email": "w@example.com", "password": "short"})
+    assert r.status_code == 400
+    assert "at least 10 characters" in r.json()["error"]["message"]
+    r = admin.post("/api/v1/users", json={"email": ADMIN[0].upper(), "password": "long-enough-1"})
+    assert r.status_code == 409
+
+
+def test_errors_are_json_without_internals(admin: TestClient) -> None:
+    r = admin.get("/api/v1/nothing-here")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+    r = admin.post("/api/v1/search", json={"k": "many"})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "invalid_input"
+    assert "query" in r.json()["error"]["message"]
+
+
+def test_request_bodies_over_the_limit_are_refused(admin: TestClient, container: Any) -> None:
+    container.settings.server.max_request_mb = 1
+    with TestClient(create_app(container=container)) as limited:
+        login(limited, *ADMIN)
+        cid = limited.post("/api/v1/collections", json={"name": "big"}).json()["id"]
+        r = limited.post(
+            f"/api/v1/collections/{cid}/documents",
+            files=[("files", ("big.txt", b"x" * 1_500_000))],
+        )
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+    assert "1 MB" in r.json()["error"]["message"]
