@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.engine import make_engine, make_session_factory
+from app.metrics import Metrics
 from app.services.access import AccessService
 from app.services.answer import AnswerOptions, AnswerService
 from app.services.audit import AuditLog
@@ -26,6 +27,7 @@ from app.services.chat import ChatService
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.jobstore import SqlJobStore
+from app.services.ratelimit import RateLimiter
 from app.services.search import SearchService
 from app.settings import Settings
 from ingestion.blobstore import BlobStore
@@ -35,8 +37,10 @@ from ingestion.parsers.registry import ParserRegistry, default_registry
 from ingestion.pipeline import IngestionPipeline
 from ingestion.worker import WorkerPool
 from llm.base import ChatModel, GenerationParams
+from llm.guards import approx_tokens
 from llm.registry import create_chat_model, resolve_kind
 from retrieval.embedders.base import Embedder
+from retrieval.embedders.cache import EmbeddingCache
 from retrieval.embedders.registry import create_embedder
 from retrieval.hybrid import HybridRetriever
 from retrieval.lexical.base import LexicalIndex
@@ -172,12 +176,17 @@ class Container:
             extractive_min_support=self.settings.answer.extractive_min_support,
         )
 
+    @cached_property
+    def sentence_embeddings(self) -> EmbeddingCache:
+        return EmbeddingCache(self.embedder)
+
     def sentence_similarity(self, question: str, sentences: Sequence[str]) -> list[float]:
-        """Cosine between the question and each sentence, with the retrieval embedder."""
+        """Cosine between the question and each sentence, with the retrieval embedder
+        (sentences of popular chunks come from the cache)."""
         if not sentences:
             return []
         q = self.embedder.embed_query(question).reshape(-1)
-        return (self.embedder.embed_documents(list(sentences)) @ q).tolist()  # type: ignore[no-any-return]
+        return (self.sentence_embeddings.embed_documents(sentences) @ q).tolist()  # type: ignore[no-any-return]
 
     @property
     def chat_kind(self) -> str:
@@ -248,6 +257,21 @@ class Container:
         )
 
     # -- services ------------------------------------------------------------------
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        m = Metrics(self.documents.job_counts)
+        self.job_store.on_finished = lambda timings, ok: m.observe_job(timings, ok=ok)
+        self.answers.on_answer = lambda a: m.observe_answer(
+            a.timings,
+            outcome="abstained" if a.abstained else ("incomplete" if a.incomplete else "answered"),
+            tokens=approx_tokens(a.text),
+        )
+        return m
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        return RateLimiter(self.settings.server.rate_limit_per_minute)
 
     @cached_property
     def auth(self) -> AuthService:

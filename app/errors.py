@@ -103,6 +103,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def llm_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("chat model failed on %s %s: %s", request.method, request.url.path, exc)
+        container = getattr(request.app.state, "container", None)
+        if container is not None:
+            container.metrics.errors.labels("llm", type(exc).__name__).inc()
         if isinstance(exc, LLMTimeout):
             return JSONResponse(error_body("llm_timeout", "the language model timed out"), 504)
         return JSONResponse(

@@ -7,6 +7,7 @@ step, never at import) and starts the ingestion workers; shutting down stops the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.routes import admin, auth, chat, collections, health, search
+from app.api.routes import admin, auth, chat, collections, health, openai_compat, search
+from app.api.schemas import COMMON_ERRORS
 from app.container import Container
 from app.errors import error_body, install_error_handlers
 from app.settings import Settings, get_settings
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         c = container or Container(settings or get_settings())
         c.settings.check_secrets()
         c.migrate()
+        _ = c.metrics  # hooks into jobs and answers before any runs
         c.start_workers()
         app.state.container = c
         try:
@@ -68,8 +71,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         search.router,
         admin.router,
     ):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=COMMON_ERRORS)
     app.include_router(health.router)
+    app.include_router(openai_compat.router, responses=COMMON_ERRORS)
     if s.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -79,7 +83,43 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             allow_headers=["*"],
         )
     app.add_middleware(BodyLimit, max_bytes=s.server.max_request_mb * 1024 * 1024)
+    app.add_middleware(RequestMetrics)
     return app
+
+
+class RequestMetrics:
+    """Latency of every request to the end of its body (streams included), by route
+    template, method and status; 5xx responses are also counted as errors."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/metrics":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observing(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observing)
+        finally:
+            state = scope.get("app")
+            container = getattr(getattr(state, "state", None), "container", None)
+            if container is not None:
+                m = container.metrics
+                template = _route_template(scope)
+                m.requests.labels(scope["method"], template, str(status)).observe(
+                    time.perf_counter() - started
+                )
+                if status >= 500:
+                    m.errors.labels("http", str(status)).inc()
 
 
 class BodyLimit:
@@ -134,3 +174,14 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template ("/api/v1/chats/{chat_id}"): no ids in labels."""
+    path = getattr(scope.get("route"), "path", None)
+    if not path:
+        return "unmatched"
+    # Routes of an included router may report their path without the router's prefix.
+    if scope["path"].startswith(API_PREFIX) and not path.startswith(API_PREFIX):
+        path = API_PREFIX + path
+    return str(path)

@@ -43,6 +43,7 @@ def current_principal(request: Request, c: ContainerDep) -> Principal:
     else:
         raise Unauthorized("log in, or send an API key as 'Authorization: Bearer <key>'")
     request.state.principal = who
+    c.rate_limiter.hit(who)
     return who
 
 

@@ -16,6 +16,18 @@ def _utc(at: datetime) -> datetime:
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 
 
+# Character classes spelled out: regex engines disagree on what \s covers (U+0085...).
+#: Control characters (C0, DEL, C1).
+_CTRL = "\\x00-\\x1f\\x7f-\\x9f"
+#: Everything Python counts as white space (str.split), plus controls and the BOM.
+_BLANK = _CTRL + "\\x20\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+EMAIL = f"^[^@{_BLANK}]+@[^@{_BLANK}]+$"
+#: A single-line name: no control characters, at least one visible character.
+NAME = f"^[^{_CTRL}]*[^{_BLANK}][^{_CTRL}]*$"
+#: Free text (a question): at least one visible character.
+TEXT = f"[^{_BLANK}]"
+
+
 class Model(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -48,10 +60,11 @@ class MeOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    email: str = Field(max_length=320, examples=["grace@example.com"])
+    email: str = Field(max_length=320, pattern=EMAIL, examples=["grace@example.com"])
     name: str = Field(default="", max_length=200, examples=["Grace Hopper"])
     password: str | None = Field(
         default=None,
+        min_length=10,
         max_length=1024,
         description="At least 10 characters; none for a user who only uses API keys.",
     )
@@ -62,11 +75,11 @@ class UserPatch(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     role: Literal["admin", "member"] | None = None
     is_active: bool | None = None
-    password: str | None = Field(default=None, max_length=1024)
+    password: str | None = Field(default=None, min_length=10, max_length=1024)
 
 
 class GroupIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["engineering"])
+    name: str = Field(min_length=1, max_length=200, pattern=NAME, examples=["engineering"])
 
 
 class GroupOut(BaseModel):
@@ -80,7 +93,9 @@ class MembersIn(BaseModel):
 
 
 class ApiKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["intranet search widget"])
+    name: str = Field(
+        min_length=1, max_length=200, pattern=NAME, examples=["intranet search widget"]
+    )
     user_id: str | None = Field(
         default=None, description="Admins only: create the key for this user."
     )
@@ -107,12 +122,12 @@ class NewApiKeyOut(BaseModel):
 
 
 class CollectionIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["HR policies"])
+    name: str = Field(min_length=1, max_length=200, pattern=NAME, examples=["HR policies"])
     description: str = Field(default="", max_length=2000)
 
 
 class CollectionPatch(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NAME)
     description: str | None = Field(default=None, max_length=2000)
 
 
@@ -171,7 +186,9 @@ class UploadOut(BaseModel):
 
 
 class SearchIn(BaseModel):
-    query: str = Field(min_length=1, max_length=4000, examples=["vacation carry over"])
+    query: str = Field(
+        min_length=1, max_length=4000, pattern=TEXT, examples=["vacation carry over"]
+    )
     k: int = Field(default=8, ge=1, le=50)
     collection_ids: list[str] | None = Field(
         default=None, description="Search these (each must be readable); default: all readable."
@@ -197,7 +214,7 @@ class ChatIn(BaseModel):
 
 
 class ChatPatch(BaseModel):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str | None = Field(default=None, min_length=1, max_length=200, pattern=NAME)
     collection_ids: list[str] | None = None
 
 
@@ -235,7 +252,10 @@ class MessageOut(Model):
 
 class AskIn(BaseModel):
     question: str = Field(
-        min_length=1, max_length=4000, examples=["How many vacation days do I get?"]
+        min_length=1,
+        max_length=4000,
+        pattern=TEXT,
+        examples=["How many vacation days do I get?"],
     )
     stream: bool = Field(
         default=False,
@@ -288,3 +308,34 @@ class HealthOut(BaseModel):
     chat_backend: str
     queue_depth: int
     warnings: list[str]
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["not_found"])
+    message: str = Field(examples=["no collection 3f2a..."])
+
+
+class ErrorOut(BaseModel):
+    """Every error response has this body."""
+
+    error: ErrorDetail
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+#: Documented on every API route: the errors any of them can answer with.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("The request cannot be carried out as given."),
+    401: _error("Not logged in, or the API key is invalid or revoked."),
+    403: _error("Logged in, but not allowed to do this."),
+    404: _error("No such resource, or one the caller may not see."),
+    409: _error("Conflicts with existing data (e.g. a name in use)."),
+    413: _error("The request body is too large."),
+    422: _error("The request body or parameters are invalid."),
+    429: _error("Rate limit reached; see Retry-After."),
+}

@@ -9,6 +9,7 @@ source -> answer, citations and provenance.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +107,8 @@ class AnswerService:
         self._chat_model = chat_model
         self.options = options or AnswerOptions()
         self.extractive = extractive
+        #: Called with every finished answer (for metrics).
+        self.on_answer: Callable[[Answer], None] | None = None
 
     def ask(
         self,
@@ -220,12 +223,13 @@ class AnswerService:
 
     def condense(self, question: str, history: Sequence[ChatMessage]) -> str:
         """A follow-up rewritten as a standalone query. Without a generative model the
-        previous question is prepended to short follow-ups ("and for managers?")."""
+        previous question is prepended to what reads as a follow-up ("and for
+        managers?", "how long does it last?"); a new question is searched as asked."""
         previous = [m.content for m in history if m.role == "user"]
         if not previous:
             return question
         if self.extractive:
-            return f"{previous[-1]} {question}" if len(question.split()) <= 8 else question
+            return f"{previous[-1]} {question}" if is_follow_up(question) else question
         request = ChatRequest(
             messages=build_condense_messages(history, question),
             question=question,
@@ -324,7 +328,7 @@ class AnswerService:
             "evidence": None if evidence is None else round(evidence, 4),
             "support": support,
         }
-        return Answer(
+        answer = Answer(
             question=question,
             standalone_question=standalone,
             text=text,
@@ -337,6 +341,9 @@ class AnswerService:
             provenance=provenance,
             timings={k: round(v, 4) for k, v in timings.items()},
         )
+        if self.on_answer is not None:
+            self.on_answer(answer)
+        return answer
 
     def _content_hashes(self, chunk_ids: list[str]) -> dict[str, str]:
         if not chunk_ids:
@@ -346,3 +353,25 @@ class AnswerService:
                 select(Chunk.id, Chunk.content_hash).where(Chunk.id.in_(chunk_ids))
             ).all()
         return {str(row[0]): str(row[1]) for row in rows}
+
+
+_FOLLOW_UP_START = re.compile(
+    r"^\s*(?:(?:and|or|but|also|then|so|what about|how about|what if|same for)\b"
+    r"|那么|那|还有|而且|另外|如果)|呢[？?]?\s*$",
+    re.IGNORECASE,
+)
+_REFERRING = re.compile(
+    r"\b(?:it|its|they|them|their|this|that|these|those|there|he|she|his|her|one|ones)\b"
+    r"|它|他们|她们|这个|那个|这些|那些",
+    re.IGNORECASE,
+)
+
+
+def is_follow_up(question: str) -> bool:
+    """Short and starting like a continuation, or leaning on a pronoun for its subject."""
+    words = question.split()
+    if len(words) > 12:
+        return False
+    return bool(_FOLLOW_UP_START.search(question)) or (
+        len(words) <= 8 and bool(_REFERRING.search(question))
+    )

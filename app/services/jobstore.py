@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +47,8 @@ class SqlJobStore:
         self.blobs = blobs
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
+        #: Called after a job finished for good: (stage timings, succeeded). For metrics.
+        self.on_finished: Callable[[dict[str, float], bool], None] | None = None
 
     # -- JobStore -------------------------------------------------------------------
 
@@ -152,6 +155,8 @@ class SqlJobStore:
                 s.delete(o)
             replaced_ids = [o.id for o in replaced]
         self._gc_blobs(shas)
+        if self.on_finished is not None:
+            self.on_finished(dict(timings), True)
         return replaced_ids
 
     def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> None:
@@ -172,6 +177,8 @@ class SqlJobStore:
                 job.status, job.error, job.finished_at = JobStatus.FAILED, error, utcnow()
                 doc.status, doc.error = DocumentStatus.FAILED, error
                 doc.chunk_count = 0
+        if not retry and self.on_finished is not None:
+            self.on_finished({}, False)
 
     # -- claiming and recovery ----------------------------------------------------------
 

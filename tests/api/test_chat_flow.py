@@ -169,3 +169,20 @@ def test_deleting_a_document_removes_it_from_answers(
     assert member.post("/api/v1/search", json={"query": "vacation days"}).json() == []
     audit = admin.get("/api/v1/audit", params={"action": "document.delete"}).json()
     assert audit[0]["target_id"] == doc["id"]
+
+
+def test_metrics_count_requests_answers_and_ingestion_without_user_text(
+    hr: str, member: TestClient, admin: TestClient
+) -> None:
+    chat = member.post("/api/v1/chats", json={}).json()
+    member.post(f"/api/v1/chats/{chat['id']}/messages", json={"question": QUESTION})
+    text = admin.get("/metrics").text
+    route = 'route="/api/v1/chats/{chat_id}/messages"'
+    assert f'lantern_http_request_seconds_count{{method="POST",{route},status="200"}} 1.0' in text
+    assert 'lantern_answers_total{outcome="answered"} 1.0' in text
+    assert "lantern_answer_ttft_seconds_count 1.0" in text
+    assert 'lantern_ingestion_jobs_total{outcome="succeeded"} 1.0' in text
+    assert 'lantern_ingestion_stage_seconds_count{stage="embed"} 1.0' in text
+    assert 'lantern_ingestion_queue_depth{status="queued"} 0.0' in text
+    for private in (chat["id"], "vacation", "member@example.com"):
+        assert private not in text

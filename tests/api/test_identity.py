@@ -80,8 +80,8 @@ def test_deactivated_users_lose_their_sessions(
 
 def test_weak_passwords_and_duplicate_users_are_refused(admin: TestClient) -> None:
     r = admin.post("/api/v1/users", json={"email": "w@example.com", "password": "short"})
-    assert r.status_code == 400
-    assert "at least 10 characters" in r.json()["error"]["message"]
+    assert r.status_code == 422
+    assert "password" in r.json()["error"]["message"]
     r = admin.post("/api/v1/users", json={"email": ADMIN[0].upper(), "password": "long-enough-1"})
     assert r.status_code == 409
 
@@ -108,3 +108,18 @@ def test_request_bodies_over_the_limit_are_refused(admin: TestClient, container:
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
     assert "1 MB" in r.json()["error"]["message"]
+
+
+def test_each_user_and_key_has_a_rate_limit(app: Any, member: TestClient, container: Any) -> None:
+    key = member.post("/api/v1/api-keys", json={"name": "tool"}).json()["key"]
+    container.settings.server.rate_limit_per_minute = 3
+    container.__dict__.pop("rate_limiter", None)
+    for _ in range(3):
+        assert member.get("/api/v1/me").status_code == 200
+    r = member.get("/api/v1/me")
+    assert r.status_code == 429
+    assert r.json()["error"]["code"] == "rate_limited"
+    assert int(r.headers["Retry-After"]) >= 1
+    # The key has a budget of its own.
+    tool = TestClient(app, headers={"Authorization": f"Bearer {key}"})
+    assert tool.get("/api/v1/me").status_code == 200

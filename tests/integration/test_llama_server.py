@@ -8,16 +8,10 @@ llama-cpp-python's server or the GGUF is not installed.
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
-import httpx
 import pytest
 
 from llm.backends.llamacpp import bundled_smollm2_path
@@ -27,6 +21,7 @@ from llm.errors import LLMBackendError
 from llm.guards import GuardedChatModel
 from llm.registry import create_chat_model
 from tests.contract.chat_model_contract import ChatModelContract, make_request, split, warm_up
+from tests.integration.processes import free_port, running
 
 pytestmark = pytest.mark.slow
 STARTUP_S = 60
@@ -46,20 +41,13 @@ def _missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a running llama.cpp server (it has no /health: poll /v1/models)."""
     if reason := _missing():
         pytest.skip(reason)
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama_server") / "server.log"
-    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     cmd = [
         sys.executable,
         "-m",
@@ -75,35 +63,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--n_threads",
         "2",
     ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_until_up(proc, url, log)
+    with running(cmd, ready_url=f"{url}/models", log=log, startup_s=STARTUP_S):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"llama_cpp.server did not start in {STARTUP_S}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")

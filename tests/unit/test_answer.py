@@ -143,3 +143,16 @@ def test_a_model_that_fails_before_any_text_gives_a_clear_answer(
     assert "".join(e.delta for e in events[:-1]) == answer.text
     assert not answer.abstained
     assert answer.citations == ()
+
+
+def test_extractive_chats_join_only_follow_ups_to_the_previous_question(
+    container: Any, handbook: Any
+) -> None:
+    history = [
+        ChatMessage("user", "How many vacation days do new employees get?"),
+        ChatMessage("assistant", "25 days [1]."),
+    ]
+    new_topic = container.answers.ask("Who approves expense claims?", history=history)
+    assert new_topic.standalone_question == "Who approves expense claims?"
+    follow_up = container.answers.ask("And can they be carried over?", history=history)
+    assert follow_up.standalone_question.startswith("How many vacation days")

@@ -109,7 +109,7 @@ def audit_log(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[AuditOut]:
     """Audit events, newest first, filtered."""
     q = AuditQuery(actor_id, action, target_id, outcome, since, until, limit, offset)

@@ -24,6 +24,7 @@ from app.api.schemas import (
 )
 from app.errors import LanternError, error_body
 from app.services.chat import ChatEvent
+from app.services.ratelimit import QUESTION_COST
 
 router = APIRouter(tags=["chat"])
 
@@ -90,6 +91,7 @@ def history(chat_id: str, who: CurrentUser, c: ContainerDep) -> list[MessageOut]
 def ask(chat_id: str, body: AskIn, request: Request, who: CurrentUser, c: ContainerDep) -> Any:
     """Ask a question in the chat. The answer cites the sources it quotes; when the
     documents do not answer it, it says so."""
+    c.rate_limiter.hit(who, QUESTION_COST - 1)
     events = c.chats.ask(who, chat_id, body.question)
     c.audit.record(
         "question",

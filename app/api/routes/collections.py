@@ -187,7 +187,9 @@ def list_documents(
 )
 async def upload_documents(
     collection_id: str,
-    files: Annotated[list[UploadFile], File(description="One or more files (multipart).")],
+    files: Annotated[
+        list[UploadFile], File(description="One or more files (multipart).", min_length=1)
+    ],
     request: Request,
     who: CurrentUser,
     c: ContainerDep,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from app.api.deps import ContainerDep
@@ -51,3 +51,12 @@ def ready(c: ContainerDep) -> JSONResponse:
             503,
         )
     return JSONResponse({"status": "ready", "schema": revision})
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(c: ContainerDep) -> Response:
+    """Prometheus metrics: request latency, time to first token, answer tokens, retrieval
+    latency, ingestion stage durations, queue depth, errors. No user text in labels."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(c.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,144 @@
+"""The API as users run it: a real ``lantern serve`` process on a port.
+
+The first admin is made with ``lantern users create-admin``; an admin uploads the
+sample handbook over HTTP, a member streams an answer over SSE, and an intranet
+tool streams one through the official ``openai`` client. SIGTERM stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from app.samples import HERE
+from tests.integration.processes import LOCAL, free_port, running
+
+ADMIN = ("root@example.com", "a-long-admin-password")
+CLI = [sys.executable, "-c", "from app.cli.main import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    work = tmp_path_factory.mktemp("serve")
+    env = {
+        "LANTERN_DATA_DIR": str(work / "data"),
+        "LANTERN_SERVER__ADMIN_EMAIL": ADMIN[0],
+        "LANTERN_SERVER__ADMIN_PASSWORD": ADMIN[1],
+        "HF_HUB_OFFLINE": "1",
+    }
+    made = subprocess.run(
+        [*CLI, "users", "create-admin", "--password-from-env"],
+        env={**os.environ, **LOCAL, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [*CLI, "serve", "--port", str(port)]
+    with running(cmd, ready_url=f"{url}/ready", log=work / "serve.log", env=env) as proc:
+        yield url, proc
+    assert proc.returncode == 0 or proc.returncode == -signal.SIGTERM, (
+        work / "serve.log"
+    ).read_text()
+
+
+def _login(url: str, email: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=120)
+    r = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return client
+
+
+@pytest.fixture(scope="module")
+def member_key(server: tuple[str, Any]) -> str:
+    url, _ = server
+    admin = _login(url, *ADMIN)
+    user = admin.post(
+        "/api/v1/users", json={"email": "m@example.com", "password": "member-password-1"}
+    ).json()
+    group = admin.post("/api/v1/groups", json={"name": "staff"}).json()
+    admin.put(f"/api/v1/groups/{group['id']}/members", json={"user_ids": [user["id"]]})
+    cid = admin.post("/api/v1/collections", json={"name": "HR"}).json()["id"]
+    admin.put(f"/api/v1/collections/{cid}/access", json={"grants": {group["id"]: "read"}})
+    pdf = (HERE / "employee_handbook.pdf").read_bytes()
+    r = admin.post(
+        f"/api/v1/collections/{cid}/documents",
+        files=[("files", ("employee_handbook.pdf", pdf, "application/pdf"))],
+    )
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while True:
+        docs = admin.get(f"/api/v1/collections/{cid}/documents").json()
+        if docs and docs[0]["status"] == "ready":
+            break
+        assert docs[0]["status"] != "failed", docs
+        assert time.monotonic() < deadline, docs
+        time.sleep(0.2)
+    member = _login(url, "m@example.com", "member-password-1")
+    return str(member.post("/api/v1/api-keys", json={"name": "tool"}).json()["key"])
+
+
+def test_a_member_streams_a_cited_answer_over_sse(server: tuple[str, Any], member_key: str) -> None:
+    url, _ = server
+    member = _login(url, "m@example.com", "member-password-1")
+    chat = member.post("/api/v1/chats", json={}).json()
+    events: list[tuple[str, str]] = []
+    with member.stream(
+        "POST",
+        f"/api/v1/chats/{chat['id']}/messages",
+        json={"question": "How many vacation days do new employees get?", "stream": True},
+    ) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((event, line[5:].strip()))
+    text = "".join(json.loads(d)["text"] for e, d in events if e == "token")
+    assert "25 days" in text
+    assert [e for e, _ in events][-2:] == ["citations", "done"]
+    assert json.loads(events[-2][1])[0]["page"] == 4
+
+
+def test_the_openai_client_streams_an_answer_with_citations(
+    server: tuple[str, Any], member_key: str
+) -> None:
+    url, _ = server
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=member_key, max_retries=0)
+    assert [m.id for m in client.models.list()] == ["lantern", "lantern:HR"]
+    stream = client.chat.completions.create(
+        model="lantern:HR",
+        messages=[
+            {"role": "user", "content": "What is the deadline for submitting expense claims?"}
+        ],
+        stream=True,
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "30 days" in text
+    citations = (chunks[-1].model_extra or {})["citations"]
+    assert citations[0]["page"] == 6
+
+
+def test_health_ready_and_metrics_answer(server: tuple[str, Any], member_key: str) -> None:
+    url, _ = server
+    health = httpx.get(f"{url}/health").json()
+    assert health["chat_backend"] == "extractive"
+    assert httpx.get(f"{url}/ready").json()["status"] == "ready"
+    metrics = httpx.get(f"{url}/metrics").text
+    assert "lantern_answer_ttft_seconds_count" in metrics
