@@ -186,3 +186,38 @@ def test_metrics_count_requests_answers_and_ingestion_without_user_text(
     assert 'lantern_ingestion_queue_depth{status="queued"} 0.0' in text
     for private in (chat["id"], "vacation", "member@example.com"):
         assert private not in text
+
+
+def test_a_chat_can_be_limited_to_some_collections(
+    hr: str, admin: TestClient, member: TestClient
+) -> None:
+    other = admin.post("/api/v1/collections", json={"name": "Other"}).json()["id"]
+    admin.put(
+        f"/api/v1/collections/{other}/access", json={"grants": {group_id(admin, "staff"): "read"}}
+    )
+    chat = member.post("/api/v1/chats", json={"collection_ids": [other]}).json()
+    r = member.post(f"/api/v1/chats/{chat['id']}/messages", json={"question": QUESTION}).json()
+    assert r["abstained"]  # the handbook is not in "Other"
+    assert (
+        member.patch(f"/api/v1/chats/{chat['id']}", json={"collection_ids": [hr]}).status_code
+        == 200
+    )
+    r = member.post(f"/api/v1/chats/{chat['id']}/messages", json={"question": QUESTION}).json()
+    assert "25 days" in r["message"]["content"]
+
+
+def test_documents_filter_by_status_and_ready_reports_the_schema(
+    hr: str, admin: TestClient
+) -> None:
+    upload(admin, hr, {"empty.txt": b""})
+    wait_ready(admin, hr)
+    failed = admin.get(f"/api/v1/collections/{hr}/documents", params={"status": "failed"}).json()
+    assert [d["name"] for d in failed] == ["empty.txt"]
+    doc = admin.get(f"/api/v1/documents/{failed[0]['id']}").json()
+    assert doc["status"] == "failed"
+    assert doc["error"]
+    ready = admin.get("/ready").json()
+    assert ready == {"status": "ready", "schema": "0002"}
+    health = admin.get("/health").json()
+    assert health["embedding_fallback"] is True  # the bundled MiniLM, offline
+    assert "fallback" in health["warnings"][0]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from app.api.app import create_app
 from tests.api.conftest import ADMIN, MEMBER, login
@@ -123,3 +125,55 @@ def test_each_user_and_key_has_a_rate_limit(app: Any, member: TestClient, contai
     # The key has a budget of its own.
     tool = TestClient(app, headers={"Authorization": f"Bearer {key}"})
     assert tool.get("/api/v1/me").status_code == 200
+
+
+def test_admins_list_users_and_promote_a_member(admin: TestClient, member: TestClient) -> None:
+    users = {u["email"]: u for u in admin.get("/api/v1/users").json()}
+    assert set(users) == {ADMIN[0], MEMBER[0]}
+    assert users[MEMBER[0]]["name"] == "Mia"
+    assert member.get("/api/v1/users").status_code == 403
+    r = admin.patch(f"/api/v1/users/{users[MEMBER[0]]['id']}", json={"role": "admin"})
+    assert r.json()["role"] == "admin"
+    assert member.get("/api/v1/users").status_code == 200
+    events = admin.get("/api/v1/audit", params={"action": "user.update"}).json()
+    assert events[0]["details"]["role"] == "admin"
+
+
+def test_admins_see_and_revoke_everyones_keys(admin: TestClient, member: TestClient) -> None:
+    mine = member.post("/api/v1/api-keys", json={"name": "mine"}).json()
+    assert member.get("/api/v1/api-keys", params={"all_users": True}).status_code == 403
+    every = admin.get("/api/v1/api-keys", params={"all_users": True}).json()
+    assert [k["id"] for k in every] == [mine["id"]]
+    assert admin.get("/api/v1/api-keys").json() == []
+    assert admin.delete(f"/api/v1/api-keys/{mine['id']}").status_code == 204
+    assert member.get("/api/v1/api-keys").json()[0]["revoked_at"] is not None
+
+
+def test_the_default_admin_password_is_refused_outside_dev(container: Any) -> None:
+    container.settings.env = "prod"
+    with (
+        pytest.raises(ValueError, match="ADMIN_PASSWORD is the default"),
+        TestClient(create_app(container=container)),
+    ):
+        pass
+    container.settings.server.admin_password = SecretStr("a-real-secret-password")
+    with TestClient(create_app(container=container)) as client:
+        assert client.get("/ready").json()["status"] == "ready"
+
+
+def test_cors_allows_only_the_configured_origins(container: Any) -> None:
+    container.settings.server.cors_origins = ["https://intranet.example.com"]
+    with TestClient(create_app(container=container)) as client:
+        ok = client.options(
+            "/api/v1/me",
+            headers={
+                "Origin": "https://intranet.example.com",
+                "Access-Control-Request-Method": "GET",
+            },
+        )
+        assert ok.headers["access-control-allow-origin"] == "https://intranet.example.com"
+        other = client.options(
+            "/api/v1/me",
+            headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"},
+        )
+        assert "access-control-allow-origin" not in other.headers

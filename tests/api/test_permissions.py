@@ -9,6 +9,7 @@ audit log.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -54,6 +55,7 @@ def restricted(admin: TestClient, member: TestClient) -> str:
 
 
 def test_the_secret_never_reaches_a_member_without_access(
+    app: Any,
     restricted: str,
     member: TestClient,
     outsider: TestClient,
@@ -91,6 +93,23 @@ def test_the_secret_never_reaches_a_member_without_access(
             )
             seen.append(r.text)
         seen.append(client.get(f"/api/v1/chats/{chat['id']}/messages").text)
+        # The OpenAI-compatible endpoint, with the user's own API key.
+        key = client.post("/api/v1/api-keys", json={"name": "tool"}).json()["key"]
+        tool = TestClient(app, headers={"Authorization": f"Bearer {key}"})
+        models = tool.get("/v1/models").json()
+        assert "lantern:Board" not in str(models)
+        for model in ("lantern", "lantern:Board"):
+            for stream in (False, True):
+                r = tool.post(
+                    "/v1/chat/completions",
+                    json={
+                        "model": model,
+                        "messages": [{"role": "user", "content": QUESTIONS[1]}],
+                        "stream": stream,
+                    },
+                )
+                seen.append(r.text)
+    seen.append(admin.get("/metrics").text)
     seen.append(caplog.text)
     seen.append(admin.get("/api/v1/audit", params={"limit": 1000}).text)
     leaked = [s for s in seen if SECRET in s or "4.2 million" in s or "Nightjar is" in s]
