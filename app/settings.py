@@ -218,6 +218,7 @@ class ServerSettings(BaseModel):
         ge=0,
         description="Requests per minute per user or API key (0: unlimited); questions count 5.",
     )
+    ui: bool = Field(default=True, description="Serve the browser UI at /ui (needs gradio).")
     admin_email: str = Field(
         default="admin@lantern.local",
         description="The first admin, created by `lantern demo` (and `lantern users "

@@ -82,9 +82,20 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    if s.server.ui:
+        app = _with_ui(app)
     app.add_middleware(BodyLimit, max_bytes=s.server.max_request_mb * 1024 * 1024)
     app.add_middleware(RequestMetrics)
     return app
+
+
+def _with_ui(app: FastAPI) -> FastAPI:
+    try:
+        from ui.mount import mount_ui
+    except ImportError as e:  # gradio not installed: the API alone
+        log.warning("the web UI is off: %s", e)
+        return app
+    return mount_ui(app, lambda: app.state.container)
 
 
 class RequestMetrics:

@@ -20,7 +20,7 @@ from rich.table import Table
 from app.cli.common import console, short
 from app.container import Container
 from app.db.models import JobStatus
-from app.services.documents import AddResult, too_large_reason
+from app.services.documents import AddResult
 
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -53,16 +53,7 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
 def queue_files(c: Container, collection_id: str, files: list[tuple[Path, str]]) -> list[Outcome]:
     out: list[Outcome] = []
     for path, name in files:
-        size = path.stat().st_size
-        if size > c.max_file_bytes:
-            result = c.documents.reject(
-                collection_id=collection_id,
-                name=name,
-                size=size,
-                reason=too_large_reason(size, c.max_file_bytes),
-            )
-        else:
-            result = c.documents.add(collection_id=collection_id, name=name, data=path.read_bytes())
+        result = c.documents.add_file(collection_id=collection_id, name=name, path=path)
         out.append(Outcome(name, result))
         c.wake_workers()
     return out

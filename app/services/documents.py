@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import func, select
@@ -56,12 +57,8 @@ class DocumentService:
         collection is not processed again; a changed file becomes a new version
         that replaces the old one once it is ready."""
         if len(data) > self.max_bytes:
-            return self.reject(
-                collection_id=collection_id,
-                name=name,
-                size=len(data),
-                reason=too_large_reason(len(data), self.max_bytes),
-                uploader=uploader,
+            return self.reject_too_large(
+                collection_id=collection_id, name=name, size=len(data), uploader=uploader
             )
         sha = self.blobs.put(data)
         for attempt in range(3):
@@ -107,6 +104,30 @@ class DocumentService:
                 uploader=uploader,
             )
             return _queue(s, doc, "new_version" if latest else "queued")
+
+    def add_file(
+        self, *, collection_id: str, name: str, path: Path, uploader: str | None = None
+    ) -> AddResult:
+        """``add`` for a file on disk; one over the size limit is not even read."""
+        size = path.stat().st_size
+        if size > self.max_bytes:
+            return self.reject_too_large(
+                collection_id=collection_id, name=name, size=size, uploader=uploader
+            )
+        return self.add(
+            collection_id=collection_id, name=name, data=path.read_bytes(), uploader=uploader
+        )
+
+    def reject_too_large(
+        self, *, collection_id: str, name: str, size: int, uploader: str | None = None
+    ) -> AddResult:
+        return self.reject(
+            collection_id=collection_id,
+            name=name,
+            size=size,
+            reason=too_large_reason(size, self.max_bytes),
+            uploader=uploader,
+        )
 
     def reprocess(self, document_id: str, *, uploader: str | None = None) -> AddResult:
         """Ingest a document again from its stored file (after a parser or model

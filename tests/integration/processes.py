@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,3 +58,33 @@ def running(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+CLI = [sys.executable, "-c", "from app.cli.main import main; main()"]
+
+
+@contextmanager
+def lantern_server(work: Path, admin: tuple[str, str]) -> Iterator[str]:
+    """A ``lantern serve`` process on a fresh data dir in ``work``, with its first admin
+    made by ``lantern users create-admin``; yields its base URL."""
+    env = {
+        "LANTERN_DATA_DIR": str(work / "data"),
+        "LANTERN_SERVER__ADMIN_EMAIL": admin[0],
+        "LANTERN_SERVER__ADMIN_PASSWORD": admin[1],
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    made = subprocess.run(
+        [*CLI, "users", "create-admin", "--password-from-env"],
+        env={**os.environ, **LOCAL, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [*CLI, "serve", "--port", str(port)]
+    with running(cmd, ready_url=f"{url}/ready", log=work / "serve.log", env=env) as proc:
+        yield url
+    assert proc.returncode in (0, -15), (work / "serve.log").read_text()[-3000:]

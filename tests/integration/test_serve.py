@@ -8,52 +8,23 @@ tool streams one through the official ``openai`` client. SIGTERM stops it cleanl
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
 from app.samples import HERE
-from tests.integration.processes import LOCAL, free_port, running
+from tests.integration.processes import lantern_server
 
 ADMIN = ("root@example.com", "a-long-admin-password")
-CLI = [sys.executable, "-c", "from app.cli.main import main; main()"]
 
 
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    work = tmp_path_factory.mktemp("serve")
-    env = {
-        "LANTERN_DATA_DIR": str(work / "data"),
-        "LANTERN_SERVER__ADMIN_EMAIL": ADMIN[0],
-        "LANTERN_SERVER__ADMIN_PASSWORD": ADMIN[1],
-        "HF_HUB_OFFLINE": "1",
-    }
-    made = subprocess.run(
-        [*CLI, "users", "create-admin", "--password-from-env"],
-        env={**os.environ, **LOCAL, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert made.returncode == 0, made.stderr
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [*CLI, "serve", "--port", str(port)]
-    with running(cmd, ready_url=f"{url}/ready", log=work / "serve.log", env=env) as proc:
-        yield url, proc
-    assert proc.returncode == 0 or proc.returncode == -signal.SIGTERM, (
-        work / "serve.log"
-    ).read_text()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with lantern_server(tmp_path_factory.mktemp("serve"), ADMIN) as url:
+        yield url
 
 
 def _login(url: str, email: str, password: str) -> httpx.Client:
@@ -64,8 +35,8 @@ def _login(url: str, email: str, password: str) -> httpx.Client:
 
 
 @pytest.fixture(scope="module")
-def member_key(server: tuple[str, Any]) -> str:
-    url, _ = server
+def member_key(server: str) -> str:
+    url = server
     admin = _login(url, *ADMIN)
     user = admin.post(
         "/api/v1/users", json={"email": "m@example.com", "password": "member-password-1"}
@@ -92,8 +63,8 @@ def member_key(server: tuple[str, Any]) -> str:
     return str(member.post("/api/v1/api-keys", json={"name": "tool"}).json()["key"])
 
 
-def test_a_member_streams_a_cited_answer_over_sse(server: tuple[str, Any], member_key: str) -> None:
-    url, _ = server
+def test_a_member_streams_a_cited_answer_over_sse(server: str, member_key: str) -> None:
+    url = server
     member = _login(url, "m@example.com", "member-password-1")
     chat = member.post("/api/v1/chats", json={}).json()
     events: list[tuple[str, str]] = []
@@ -115,10 +86,8 @@ def test_a_member_streams_a_cited_answer_over_sse(server: tuple[str, Any], membe
     assert json.loads(events[-2][1])[0]["page"] == 4
 
 
-def test_the_openai_client_streams_an_answer_with_citations(
-    server: tuple[str, Any], member_key: str
-) -> None:
-    url, _ = server
+def test_the_openai_client_streams_an_answer_with_citations(server: str, member_key: str) -> None:
+    url = server
     client = openai.OpenAI(base_url=f"{url}/v1", api_key=member_key, max_retries=0)
     assert [m.id for m in client.models.list()] == ["lantern", "lantern:HR"]
     stream = client.chat.completions.create(
@@ -135,8 +104,8 @@ def test_the_openai_client_streams_an_answer_with_citations(
     assert citations[0]["page"] == 6
 
 
-def test_health_ready_and_metrics_answer(server: tuple[str, Any], member_key: str) -> None:
-    url, _ = server
+def test_health_ready_and_metrics_answer(server: str, member_key: str) -> None:
+    url = server
     health = httpx.get(f"{url}/health").json()
     assert health["chat_backend"] == "extractive"
     assert httpx.get(f"{url}/ready").json()["status"] == "ready"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Request, Response, UploadFile
 
 from app.api.deps import AdminUser, ContainerDep, CurrentUser, client_ip
 from app.api.schemas import (
@@ -21,7 +21,6 @@ from app.container import Container
 from app.db.models import Collection, Document, IngestionJob, JobStatus
 from app.errors import InvalidInput, NotFound
 from app.services.auth import Principal
-from app.services.documents import too_large_reason
 
 router = APIRouter(tags=["collections"])
 docs_router = APIRouter(tags=["documents"])
@@ -213,12 +212,8 @@ async def upload_documents(
                 break
         if too_large:
             size = len(data) + sum([len(rest) async for rest in _drain(f)])
-            result = c.documents.reject(
-                collection_id=collection_id,
-                name=name,
-                size=size,
-                reason=too_large_reason(size, c.max_file_bytes),
-                uploader=who.email,
+            result = c.documents.reject_too_large(
+                collection_id=collection_id, name=name, size=size, uploader=who.email
             )
         else:
             result = c.documents.add(
@@ -264,6 +259,31 @@ def get_document(document_id: str, who: CurrentUser, c: ContainerDep) -> Documen
     """One document with its ingestion status."""
     doc = _readable_document(c, who, document_id)
     return document_out(doc, c.documents.latest_jobs([doc.id]).get(doc.id))
+
+
+@docs_router.get(
+    "/documents/{document_id}/file",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file."}},
+)
+def document_file(document_id: str, who: CurrentUser, c: ContainerDep) -> Response:
+    """The uploaded file itself, to open at a cited page (PDFs: add ``#page=N``)."""
+    doc = _readable_document(c, who, document_id)
+    if not c.blobs.exists(doc.sha256):
+        raise NotFound(f"the file of {doc.name!r} is no longer stored")
+    safe = "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in doc.name)[:200]
+    mime = doc.mime or "application/octet-stream"
+    # An uploaded HTML page opens as text: a document must never run scripts here.
+    if mime.startswith("text/"):
+        mime = "text/plain; charset=utf-8"
+    return Response(
+        c.blobs.get(doc.sha256),
+        media_type=mime,
+        headers={
+            "Content-Disposition": f'inline; filename="{safe}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @docs_router.delete("/documents/{document_id}", status_code=204)

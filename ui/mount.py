@@ -1,0 +1,82 @@
+"""Mount the UI into the FastAPI app, behind the API's own log-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.deps import SESSION_COOKIE
+from app.errors import LanternError
+from ui.login import UI_PATH, router
+
+
+def mount_ui(app: FastAPI, get_container: Any) -> FastAPI:
+    """Add /login, /logout and the Gradio app at /ui. ``get_container()`` returns the
+    running container (it exists only once the app has started)."""
+    import gradio as gr
+
+    from ui.web import CSS, build_ui
+
+    app.include_router(router)
+
+    def user_of(request: Request) -> str | None:
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            return None
+        try:
+            return get_container().auth.from_session(token).user_id  # type: ignore[no-any-return]
+        except LanternError:
+            return None
+
+    blocks = build_ui(_Lazy(get_container))  # type: ignore[arg-type]
+    app = gr.mount_gradio_app(
+        app, blocks, path=UI_PATH, auth_dependency=user_of, css=CSS, footer_links=[]
+    )
+    app.add_middleware(LoginRedirect)
+    return app
+
+
+class _Lazy:
+    """The container, looked up on each use (the UI is built before the app starts)."""
+
+    def __init__(self, get: Any) -> None:
+        self._get = get
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+class LoginRedirect:
+    """Send a browser without a session to the log-in page instead of a bare 401."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"] in (UI_PATH, UI_PATH + "/")
+        ):
+            request = Request(scope)
+            if not request.cookies.get(SESSION_COOKIE) or _invalid(scope, request):
+                await RedirectResponse(f"/login?next={UI_PATH}/", status_code=303)(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def _invalid(scope: Scope, request: Request) -> bool:
+    app = scope.get("app")
+    container = getattr(getattr(app, "state", None), "container", None)
+    if container is None:
+        return False
+    try:
+        container.auth.from_session(request.cookies.get(SESSION_COOKIE, ""))
+    except LanternError:
+        return True
+    return False
