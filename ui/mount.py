@@ -32,8 +32,19 @@ def mount_ui(app: FastAPI, get_container: Any) -> FastAPI:
             return None
 
     blocks = build_ui(_Lazy(get_container))  # type: ignore[arg-type]
+    # The machine's own fonts, with a CJK fallback so Chinese answers render; nothing
+    # is fetched from font CDNs (tests/integration/test_ui.py checks no other host).
+    fonts = [
+        "system-ui",
+        "-apple-system",
+        "Segoe UI",
+        "Noto Sans",
+        "Noto Sans CJK SC",
+        "sans-serif",
+    ]
+    theme = gr.themes.Default(font=fonts, font_mono=["ui-monospace", "monospace"])
     app = gr.mount_gradio_app(
-        app, blocks, path=UI_PATH, auth_dependency=user_of, css=CSS, footer_links=[]
+        app, blocks, path=UI_PATH, auth_dependency=user_of, css=CSS, theme=theme, footer_links=[]
     )
     app.add_middleware(LoginRedirect)
     return app

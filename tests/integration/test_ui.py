@@ -143,3 +143,17 @@ def test_without_a_session_the_ui_sends_you_to_log_in(server: str, browser: Any)
     page.click("button[type=submit]")
     page.wait_for_selector("#error >> text=Wrong e-mail or password")
     page.close()
+
+
+def test_the_ui_loads_nothing_from_other_sites(server: str, browser: Any) -> None:
+    hosts: set[str] = set()
+    page = browser.new_page()
+    page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+    page.goto(f"{server}/ui/")
+    page.fill("#email", ADMIN[0])
+    page.fill("#password", ADMIN[1])
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Signed in as", timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.close()
+    assert hosts == {server.split("/")[2]}
