@@ -96,8 +96,10 @@ def build_ui(c: Container) -> gr.Blocks:
                     sessions = gr.Radio(label="Chats", elem_id="sessions")
                     title = gr.Textbox(label="Rename chat", elem_id="chat-title")
                     with gr.Row():
-                        rename = gr.Button("Rename", size="sm")
-                        delete = gr.Button("Delete", size="sm", variant="stop")
+                        rename = gr.Button("Rename", size="sm", elem_id="rename-chat")
+                        delete = gr.Button(
+                            "Delete", size="sm", variant="stop", elem_id="delete-chat"
+                        )
                 with gr.Column(scale=3):
                     chatbot = gr.Chatbot(
                         height=480, buttons=["copy"], elem_id="chatbot", label="Answers"
@@ -332,9 +334,11 @@ def build_admin(c: Container) -> tuple[Any, list[Any]]:
         key_out = gr.Markdown()
     with gr.Accordion("Audit log", open=False):
         with gr.Row():
-            action = gr.Textbox(label="Action (e.g. login, document.upload)")
+            action = gr.Textbox(
+                label="Action (e.g. login, document.upload)", elem_id="audit-action"
+            )
             outcome = gr.Dropdown(["", "ok", "denied", "failed"], value="", label="Outcome")
-            show_audit = gr.Button("Show")
+            show_audit = gr.Button("Show", elem_id="show-audit")
         audit = gr.Dataframe(
             headers=["at", "actor", "via", "action", "target", "outcome", "details"],
             interactive=False,

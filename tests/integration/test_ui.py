@@ -9,6 +9,7 @@ sees no collection. Screenshots go to ``docs/screenshots/`` (shown in the README
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from app.samples import HERE
 from tests.integration.processes import lantern_server
 
 CHROMIUM = "/usr/bin/chromium"
+LEAVE_ZH = "# 年假政策\n\n新员工每年享有十五天带薪年假。年假需要提前两周向经理申请。\n"
 ADMIN = ("root@example.com", "a-long-admin-password")
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -60,7 +62,6 @@ def fill(page: Any, elem_id: str, text: str) -> None:
 
 def wait_text(page: Any, selector: str, text: str, timeout_s: float = 60) -> None:
     """Wait until ``text`` is in the element's visible text (tables render cells twice)."""
-    import time
 
     deadline = time.monotonic() + timeout_s
     while text not in page.inner_text(selector):
@@ -102,7 +103,25 @@ def test_admin_sets_up_and_a_member_gets_a_cited_answer(server: str, browser: An
     admin.click("#upload-btn")
     admin.wait_for_selector("#upload-result >> text=queued", timeout=30_000)
     wait_text(admin, "#documents", "ready", timeout_s=120)
+    admin.locator("#upload input[type=file]").set_input_files(
+        files=[{"name": "年假政策.md", "mimeType": "text/markdown", "buffer": LEAVE_ZH.encode()}]
+    )
+    admin.wait_for_timeout(1000)
+    admin.click("#upload-btn")
+    wait_text(admin, "#documents", "年假政策.md", timeout_s=60)
+    deadline = time.monotonic() + 120
+    while admin.inner_text("#documents").count("ready") < 2:
+        assert time.monotonic() < deadline, admin.inner_text("#documents")
+        admin.wait_for_timeout(250)
+    # The console says which embedding model is in use, and warns about the fallback.
+    admin.get_by_role("button", name="Refresh status").click()
+    wait_text(admin, "#system-status", "fallback model active")
     admin.screenshot(path=str(SHOTS / "admin.png"), full_page=True)
+    admin.get_by_text("Audit log").click()
+    fill(admin, "audit-action", "document.upload")
+    admin.click("#show-audit")
+    wait_text(admin, "#audit", "document.upload")
+    assert "login" not in admin.inner_text("#audit")
     admin.close()
 
     member = log_in(browser, server, "mia@example.com", "member-password-1")
@@ -123,6 +142,28 @@ def test_admin_sets_up_and_a_member_gets_a_cited_answer(server: str, browser: An
     member.locator("#chatbot button[aria-label='Like']").last.click()
     member.wait_for_selector("#feedback-status >> text=feedback was saved", timeout=30_000)
     member.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
+    # Chinese questions get Chinese answers, cited like any other.
+    member.click("#new-chat")
+    fill(member, "question", "新员工有多少天年假？")
+    member.click("#ask")
+    wait_text(member, "#chatbot", "十五天")
+    wait_text(member, "#citations", "年假政策")
+    member.screenshot(path=str(SHOTS / "chat-zh.png"), full_page=True)
+    # Chats: rename, resume, delete.
+    fill(member, "chat-title", "年假")
+    member.click("#rename-chat")
+    wait_text(member, "#sessions", "年假")
+    member.locator("#sessions label", has_text="How many vacation days").click()
+    wait_text(member, "#chatbot", "25 days")
+    assert "十五天" not in member.inner_text("#chatbot")
+    member.click("#delete-chat")
+    member.wait_for_timeout(1000)
+    assert "How many vacation days" not in member.inner_text("#sessions")
+    assert "年假" in member.inner_text("#sessions")
+    member.click("#logout")
+    member.wait_for_url("**/login")
+    member.goto(f"{server}/ui/")
+    member.wait_for_url("**/login**")
     member.close()
 
     outsider = log_in(browser, server, "otto@example.com", "member-password-1")
@@ -157,3 +198,26 @@ def test_the_ui_loads_nothing_from_other_sites(server: str, browser: Any) -> Non
     page.wait_for_timeout(1500)
     page.close()
     assert hosts == {server.split("/")[2]}
+
+
+def test_a_member_cannot_call_admin_handlers_directly(server: str) -> None:
+    """Hiding the tab is not the rule: the handlers check the caller themselves."""
+    import httpx
+
+    admin = httpx.Client(base_url=server, timeout=60)
+    admin.post("/api/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
+    admin.post("/api/v1/users", json={"email": "eve@example.com", "password": "eve-password-1"})
+    eve = httpx.Client(base_url=server, timeout=60)
+    eve.post("/api/v1/auth/login", json={"email": "eve@example.com", "password": "eve-password-1"})
+    for name, data in (("do_create", ["Eve's collection"]), ("do_create_key", ["eve"])):
+        r = eve.post(f"/ui/gradio_api/call/{name}", json={"data": data})
+        assert r.status_code == 200, r.text
+        events = eve.get(f"/ui/gradio_api/call/{name}/{r.json()['event_id']}").text
+        assert "event: error" in events
+        assert "lk_" not in events
+    assert "Eve's collection" not in admin.get("/api/v1/collections").text
+    keys = admin.get("/api/v1/api-keys", params={"all_users": True}).json()
+    assert all(k["name"] != "eve" for k in keys)
+    # Without a session there is no UI at all.
+    anonymous = httpx.post(f"{server}/ui/gradio_api/call/do_create", json={"data": ["x"]})
+    assert anonymous.status_code in (401, 403)
