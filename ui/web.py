@@ -274,6 +274,22 @@ def build_ui(c: Container) -> gr.Blocks:
             return "Thanks: your feedback was saved.", ""
 
         chatbot.like(like, [message_ids, comment], [feedback_status, comment])
+
+        def show_sources(
+            selected: str | None, ids: list[str | None], data: gr.SelectData, request: gr.Request
+        ) -> Any:
+            """Clicking an earlier answer shows its own sources."""
+            who = principal(c, request)
+            index = data.index if isinstance(data.index, int) else data.index[0]
+            message_id = ids[index] if 0 <= index < len(ids) else None
+            if not selected or message_id is None:
+                return gr.update()
+            for m in c.chats.messages(who, selected):
+                if m.id == message_id:
+                    return citations_html(c, m.citations)
+            return gr.update()
+
+        chatbot.select(show_sources, [chat_id, message_ids], [sources])
     return cast(gr.Blocks, ui)
 
 

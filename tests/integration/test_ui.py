@@ -156,6 +156,12 @@ def test_admin_sets_up_and_a_member_gets_a_cited_answer(server: str, browser: An
     member.locator("#sessions label", has_text="How many vacation days").click()
     wait_text(member, "#chatbot", "25 days")
     assert "十五天" not in member.inner_text("#chatbot")
+    # Each answer keeps its own sources: ask again, then click the first answer.
+    fill(member, "question", "What is the deadline for submitting expense claims?")
+    member.click("#ask")
+    wait_text(member, "#citations", "page 6")
+    member.locator("#chatbot .message", has_text="25 days").first.click()
+    wait_text(member, "#citations", "page 4")
     member.click("#delete-chat")
     member.wait_for_timeout(1000)
     assert "How many vacation days" not in member.inner_text("#sessions")
