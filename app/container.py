@@ -352,6 +352,10 @@ class Container:
         if exclusive:
             self.job_store.gc_blobs()
 
+    def index_sizes(self) -> dict[str, int]:
+        """Entries in the vector and BM25 indexes (for status pages)."""
+        return {"vectors": self.vectors.count(), "lexical": self.lexical.count()}
+
     def warm_indexes(self) -> None:
         """Build what the next search would build lazily (the BM25 models after writes)."""
         warm = getattr(self.lexical, "warm", None)

@@ -595,6 +595,7 @@ def system_status(c: Container, request: gr.Request) -> str:
     admin(c, request)
     e = c.embedder
     counts = c.documents.job_counts()
+    sizes = c.index_sizes()
     lines = [
         f"- **Embedding model**: `{e.model_name}`"
         + (
@@ -604,7 +605,7 @@ def system_status(c: Container, request: gr.Request) -> str:
             else ""
         ),
         f"- **Chat backend**: {c.chat_kind}",
-        f"- **Index**: {c.vectors.count()} vectors, {c.lexical.count()} BM25 entries",
+        f"- **Index**: {sizes['vectors']} vectors, {sizes['lexical']} BM25 entries",
         f"- **Queue**: {counts.get(JobStatus.QUEUED, 0)} queued, "
         f"{counts.get(JobStatus.RUNNING, 0)} running, {counts.get(JobStatus.FAILED, 0)} failed",
         f"- **Checked**: {time.strftime('%H:%M:%S')}",
