@@ -66,6 +66,14 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+def status_of(exc: LanternError) -> tuple[int, str]:
+    """The HTTP status and error code for a Lantern exception."""
+    for kind, (status, code) in STATUS.items():
+        if isinstance(exc, kind):
+            return status, code
+    return 500, "internal"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map Lantern's, FastAPI's and the backends' exceptions to JSON error bodies."""
     from fastapi import Request
@@ -76,17 +84,16 @@ def install_error_handlers(app: FastAPI) -> None:
     from llm.errors import LLMBackendError, LLMTimeout
 
     async def lantern_error(request: Request, exc: Exception) -> JSONResponse:
-        for kind, (status, code) in STATUS.items():
-            if isinstance(exc, kind):
-                headers = (
-                    {"Retry-After": str(exc.retry_after_s)}
-                    if isinstance(exc, TooManyRequests)
-                    else None
-                )
-                if status == 401 and request.url.path.startswith("/v1/"):
-                    headers = {"WWW-Authenticate": "Bearer"}
-                return JSONResponse(error_body(code, str(exc)), status, headers=headers)
-        return await unexpected(request, exc)
+        assert isinstance(exc, LanternError)
+        status, code = status_of(exc)
+        if status == 500:
+            return await unexpected(request, exc)
+        headers = (
+            {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyRequests) else None
+        )
+        if status == 401 and request.url.path.startswith("/v1/"):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return JSONResponse(error_body(code, str(exc)), status, headers=headers)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -128,6 +128,9 @@ class ChatService:
 
     def messages(self, who: Principal, session_id: str) -> list[ChatMessage]:
         self.get(who, session_id)
+        return self._messages(session_id)
+
+    def _messages(self, session_id: str) -> list[ChatMessage]:
         with self.sessions() as s:
             return list(
                 s.scalars(
@@ -152,7 +155,7 @@ class ChatService:
         scope = [c for c in chat.collection_ids if c in readable] if chat.collection_ids else []
         if not chat.collection_ids:
             scope = sorted(readable)
-        history = [Turn(m.role, m.content) for m in self.messages(who, session_id)]  # type: ignore[arg-type]
+        history = [Turn(m.role, m.content) for m in self._messages(session_id)]  # type: ignore[arg-type]
         asked = self._append(session_id, "user", question, title_from=question)
         answer: Answer | None = None
         for event in self.answers.stream(question, collection_ids=scope, history=history):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from typing import Any
@@ -22,10 +23,11 @@ from app.api.schemas import (
     FeedbackOut,
     MessageOut,
 )
-from app.errors import LanternError, error_body
+from app.errors import LanternError, error_body, status_of
 from app.services.chat import ChatEvent
 from app.services.ratelimit import QUESTION_COST
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["chat"])
 
 STREAM_DOC = """Server-sent events, in order:
@@ -146,11 +148,9 @@ async def _sse(first: ChatEvent, rest: Iterator[ChatEvent]) -> AsyncIterator[dic
                 }
                 yield {"event": "done", "data": json.dumps(done)}
     except LanternError as e:
-        yield {"event": "error", "data": json.dumps(error_body("invalid_input", str(e)))}
+        yield {"event": "error", "data": json.dumps(error_body(status_of(e)[1], str(e)))}
     except Exception:
-        import logging
-
-        logging.getLogger(__name__).exception("a streamed answer failed")
+        log.exception("a streamed answer failed")
         body = error_body("internal", "the answer failed; see the server log")
         yield {"event": "error", "data": json.dumps(body)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -28,10 +29,8 @@ docs_router = APIRouter(tags=["documents"])
 READ_CHUNK = 1 << 20
 
 
-def collection_out(
-    c: Container, col: Collection, who: Principal, counts: dict[str, int]
-) -> CollectionOut:
-    access: Literal["read", "write"] = "write" if col.id in c.access.writable(who) else "read"
+def collection_out(col: Collection, writable: set[str], counts: dict[str, int]) -> CollectionOut:
+    access: Literal["read", "write"] = "write" if col.id in writable else "read"
     return CollectionOut(
         id=col.id,
         name=col.name,
@@ -47,7 +46,8 @@ def list_collections(who: CurrentUser, c: ContainerDep) -> list[CollectionOut]:
     """The collections the caller may read."""
     counts = c.collections.document_counts()
     cols = c.collections.list_collections(c.access.readable(who))
-    return [collection_out(c, col, who, counts) for col in cols]
+    writable = c.access.writable(who)
+    return [collection_out(col, writable, counts) for col in cols]
 
 
 @router.post("/collections", response_model=CollectionOut, status_code=201)
@@ -64,14 +64,15 @@ def create_collection(
         ip=client_ip(request),
         details={"name": col.name},
     )
-    return collection_out(c, col, who, {})
+    return collection_out(col, {col.id}, {})
 
 
 @router.get("/collections/{collection_id}", response_model=CollectionOut)
 def get_collection(collection_id: str, who: CurrentUser, c: ContainerDep) -> CollectionOut:
     """One readable collection."""
     c.access.check_read(who, collection_id)
-    return collection_out(c, c.collections.get(collection_id), who, c.collections.document_counts())
+    col = c.collections.get(collection_id)
+    return collection_out(col, c.access.writable(who), c.collections.document_counts())
 
 
 @router.patch("/collections/{collection_id}", response_model=CollectionOut)
@@ -89,7 +90,7 @@ def update_collection(
         ip=client_ip(request),
         details={"name": col.name},
     )
-    return collection_out(c, col, who, c.collections.document_counts())
+    return collection_out(col, {col.id}, c.collections.document_counts())
 
 
 @router.delete("/collections/{collection_id}", status_code=204)
@@ -240,7 +241,7 @@ async def upload_documents(
     return out
 
 
-async def _drain(f: UploadFile):  # type: ignore[no-untyped-def]
+async def _drain(f: UploadFile) -> AsyncIterator[bytes]:
     while chunk := await f.read(READ_CHUNK):
         yield chunk
 

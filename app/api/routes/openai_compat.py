@@ -12,6 +12,7 @@ Works unchanged with the official ``openai`` client.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +33,7 @@ from app.services.auth import Principal
 from app.services.ratelimit import QUESTION_COST
 from llm.base import ChatMessage
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 ALL = "lantern"
@@ -206,8 +208,6 @@ async def _chunks(
             elif event.delta:
                 yield chunk({"content": event.delta})
     except Exception:
-        import logging
-
-        logging.getLogger(__name__).exception("a streamed completion failed")
+        log.exception("a streamed completion failed")
         yield f"data: {json.dumps(error_body('internal', 'the answer failed'))}\n\n"
     yield "data: [DONE]\n\n"
