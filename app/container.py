@@ -27,7 +27,7 @@ from app.services.chat import ChatService
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.jobstore import SqlJobStore
-from app.services.ratelimit import RateLimiter
+from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
 from app.settings import Settings
 from ingestion.blobstore import BlobStore
@@ -272,6 +272,17 @@ class Container:
     @cached_property
     def rate_limiter(self) -> RateLimiter:
         return RateLimiter(self.settings.server.rate_limit_per_minute)
+
+    @cached_property
+    def login_throttle(self) -> LoginThrottle:
+        server = self.settings.server
+        return LoginThrottle(
+            per_account=server.login_failures_per_account,
+            per_account_address=server.login_failures_per_account_address,
+            per_address=server.login_failures_per_address,
+            window_minutes=server.login_window_minutes,
+            known_address=self.audit.logged_in_from,
+        )
 
     @cached_property
     def auth(self) -> AuthService:

@@ -91,7 +91,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = (
             {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyRequests) else None
         )
-        if status == 401 and request.url.path.startswith("/v1/"):
+        path = request.url.path
+        if status == 401 and (path.startswith("/v1/") or path == "/metrics"):
             headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse(error_body(code, str(exc)), status, headers=headers)
 

@@ -218,6 +218,29 @@ class ServerSettings(BaseModel):
         ge=0,
         description="Requests per minute per user or API key (0: unlimited); questions count 5.",
     )
+    login_window_minutes: int = Field(
+        default=15, ge=1, description="Window over which failed log-ins are counted."
+    )
+    login_failures_per_account_address: int = Field(
+        default=10,
+        ge=0,
+        description="Failed log-ins per account from one address in the window (0: no limit).",
+    )
+    login_failures_per_address: int = Field(
+        default=300,
+        ge=0,
+        description="Failed log-ins from one address, over all accounts, in the window.",
+    )
+    login_failures_per_account: int = Field(
+        default=50,
+        ge=0,
+        description="Failed log-ins per account from all addresses in the window; addresses "
+        "the user logged in from before are exempt, so an attacker cannot lock them out.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that /metrics requires (empty: /metrics answers anyone).",
+    )
     ui: bool = Field(default=True, description="Serve the browser UI at /ui (needs gradio).")
     admin_email: str = Field(
         default="admin@lantern.local",

@@ -1,12 +1,18 @@
 """The log-in page, log-out, and the redirects around the Gradio UI.
 
-Plain HTML with inline CSS and script: nothing is fetched from other sites.
+Plain HTML with inline CSS and script: nothing is fetched from other sites. The
+page's Content-Security-Policy allows exactly that inline script and style (by
+hash) and nothing else, so an injected tag could not run even if one got in.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import re
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -19,20 +25,61 @@ UI_PATH = "/ui"
 
 PAGE = (Path(__file__).parent / "static" / "login.html").read_text(encoding="utf-8")
 
+#: Where a browser lands when ``next`` is missing or would leave this site.
+DEFAULT_NEXT = UI_PATH + "/"
 
-def _safe_next(target: str | None) -> str:
-    # Only local paths: never an open redirect to another site.
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return UI_PATH + "/"
+#: What the WHATWG URL parser strips before parsing (C0 controls and space at
+#: the ends) and removes anywhere (ASCII tab and newlines).
+_EDGES = "".join(chr(c) for c in range(0x21))
+_REMOVED = re.compile("[\t\n\r]")
+_BASE = ("http", "lantern.invalid")
+
+
+def _hash_of(tag: str) -> str:
+    body = re.search(rf"<{tag}>(.*?)</{tag}>", PAGE, re.S)
+    assert body is not None, f"login.html has no <{tag}>"
+    digest = hashlib.sha256(body.group(1).encode()).digest()
+    return "'sha256-" + base64.b64encode(digest).decode() + "'"
+
+
+#: Only the page's own inline script and style run; it may call this origin only.
+LOGIN_CSP = (
+    "default-src 'none'; "
+    f"script-src {_hash_of('script')}; style-src {_hash_of('style')}; "
+    "connect-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` as the browser will resolve it, if that stays on this site; else the UI.
+
+    Browsers strip tabs and newlines, read ``\\`` as ``/`` and resolve ``/\\host`` or
+    ``https:host`` to another site, so the check runs on the resolved URL, and the
+    page is given that normalised form: what was checked is what the browser opens.
+    """
+    if not target:
+        return DEFAULT_NEXT
+    cleaned = _REMOVED.sub("", target.strip(_EDGES)).replace("\\", "/")
+    if not cleaned.startswith("/") or cleaned.startswith("//"):
+        return DEFAULT_NEXT
+    try:
+        parts = urlsplit(f"{_BASE[0]}://{_BASE[1]}{cleaned}")
+    except ValueError:
+        return DEFAULT_NEXT
+    if (parts.scheme, parts.netloc) != _BASE or not parts.path.startswith("/"):
+        return DEFAULT_NEXT
+    if parts.path.startswith("//") or any(ord(ch) < 0x20 or ch == "\x7f" for ch in cleaned):
+        return DEFAULT_NEXT
+    return urlunsplit(("", "", parts.path, parts.query, parts.fragment))
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(next: str | None = None) -> HTMLResponse:
-    import json
-
-    target = json.dumps(_safe_next(next)).replace("<", "\\u003c")
-    return HTMLResponse(PAGE.replace("NEXT", html.unescape(target)))
+    # The target goes into an HTML attribute, escaped; the script reads it from the
+    # DOM, so no request text is ever part of a script.
+    page = PAGE.replace("NEXT", html.escape(safe_next(next), quote=True))
+    return HTMLResponse(page, headers={"Content-Security-Policy": LOGIN_CSP})
 
 
 @router.get("/logout")

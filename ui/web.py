@@ -353,7 +353,9 @@ def build_admin(c: Container) -> tuple[Any, list[Any]]:
             action = gr.Textbox(
                 label="Action (e.g. login, document.upload)", elem_id="audit-action"
             )
-            outcome = gr.Dropdown(["", "ok", "denied", "failed"], value="", label="Outcome")
+            outcome = gr.Dropdown(
+                ["", "ok", "denied", "throttled", "failed"], value="", label="Outcome"
+            )
             show_audit = gr.Button("Show", elem_id="show-audit")
         audit = gr.Dataframe(
             headers=["at", "actor", "via", "action", "target", "outcome", "details"],

@@ -17,8 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.routes import admin, auth, chat, collections, health, openai_compat, search
 from app.api.schemas import COMMON_ERRORS
+from app.api.security import SameOriginWrites, SecurityHeaders, send_error
 from app.container import Container
-from app.errors import error_body, install_error_handlers
+from app.errors import install_error_handlers
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         c = container or Container(settings or get_settings())
         c.settings.check_secrets()
+        if c.settings.env == "prod" and c.settings.server.metrics_token is None:
+            log.warning("/metrics answers anyone: set LANTERN_SERVER__METRICS_TOKEN")
         c.migrate()
         _ = c.metrics  # hooks into jobs and answers before any runs
         c.start_workers()
@@ -85,7 +88,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     if s.server.ui:
         app = _with_ui(app)
     app.add_middleware(BodyLimit, max_bytes=s.server.max_request_mb * 1024 * 1024)
+    app.add_middleware(SameOriginWrites, allowed_origins=s.server.cors_origins)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(SecurityHeaders, hsts=s.secure_cookies)
     return app
 
 
@@ -165,26 +170,13 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
     async def _refuse(self, send: Send) -> None:
-        import json
-
         mb = self.max_bytes // (1024 * 1024)
-        body = json.dumps(
-            error_body(
-                "payload_too_large",
-                f"request body over the {mb} MB limit (LANTERN_SERVER__MAX_REQUEST_MB)",
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_error(
+            send,
+            413,
+            "payload_too_large",
+            f"request body over the {mb} MB limit (LANTERN_SERVER__MAX_REQUEST_MB)",
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _route_template(scope: Scope) -> str:

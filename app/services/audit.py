@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.audit import AuditEvent
+from app.db.identity import User
 from app.services.auth import Principal
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,24 @@ class AuditLog:
                 )
         except Exception:
             log.exception("could not write the audit event %s", action)
+
+    def logged_in_from(self, email: str, ip: str, *, days: int = 90) -> bool:
+        """Whether the user with ``email`` logged in from ``ip`` in the last ``days``."""
+        since = datetime.now(UTC) - timedelta(days=days)
+        stmt = (
+            select(AuditEvent.id)
+            .join(User, User.id == AuditEvent.target_id)
+            .where(
+                User.email == email.strip().lower(),
+                AuditEvent.action == "login",
+                AuditEvent.outcome == "ok",
+                AuditEvent.ip == ip,
+                AuditEvent.at >= since,
+            )
+            .limit(1)
+        )
+        with self.sessions() as s:
+            return s.scalar(stmt) is not None
 
     def query(self, q: AuditQuery) -> list[AuditEvent]:
         """Matching events, newest first."""

@@ -1,4 +1,5 @@
-"""Per-user and per-API-key request budgets (a moving one-minute window).
+"""Per-user and per-API-key request budgets (a moving one-minute window), and the
+limits on failed log-ins.
 
 In memory, per process: with several API processes behind a load balancer, point
 ``limits`` at Redis instead (its ``RedisStorage``), which this wraps unchanged.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage
@@ -39,3 +41,73 @@ class RateLimiter:
                 f"(questions count {QUESTION_COST}); try again in {wait} s",
                 retry_after_s=wait,
             )
+
+
+class LoginThrottle:
+    """Failed log-ins, limited per address, per account from one address, and per account.
+
+    The per-account limit stops a guessing attack spread over many addresses, but it
+    never locks the real user out: an address this account has logged in from before
+    (``known_address``) is held only to its own per-address limits, which an attacker
+    elsewhere cannot fill. Every limit is a moving window, so a lock ends by itself.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_account: int,
+        per_account_address: int,
+        per_address: int,
+        window_minutes: int,
+        known_address: Callable[[str, str], bool],
+        storage: Storage | None = None,
+    ) -> None:
+        per = RateLimitItemPerMinute
+        self._limits = {
+            "account": per(max(1, per_account), window_minutes) if per_account else None,
+            "account_address": (
+                per(max(1, per_account_address), window_minutes) if per_account_address else None
+            ),
+            "address": per(max(1, per_address), window_minutes) if per_address else None,
+        }
+        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self._known = known_address
+
+    def _keys(self, email: str, ip: str | None) -> dict[str, str]:
+        email = email.strip().lower()[:320]
+        address = ip or "unknown"
+        return {
+            "account": f"login:acct:{email}",
+            "account_address": f"login:acct-ip:{address}:{email}",
+            "address": f"login:ip:{address}",
+        }
+
+    def check(self, email: str, ip: str | None) -> None:
+        """Raise ``TooManyRequests`` if this attempt must not even be tried."""
+        keys = self._keys(email, ip)
+        for scope in ("address", "account_address", "account"):
+            item = self._limits[scope]
+            if item is None or self._limiter.test(item, keys[scope]):
+                continue
+            if scope == "account" and ip and self._known(email, ip):
+                continue
+            reset, _ = self._limiter.get_window_stats(item, keys[scope])
+            wait = max(1, math.ceil(reset - time.time()))
+            whom = "this address" if scope == "address" else "this account"
+            raise TooManyRequests(
+                f"too many failed log-ins for {whom}; try again in {wait} s",
+                retry_after_s=wait,
+            )
+
+    def failed(self, email: str, ip: str | None) -> None:
+        """Count one failed attempt against every limit."""
+        keys = self._keys(email, ip)
+        for scope, item in self._limits.items():
+            if item is not None:
+                self._limiter.hit(item, keys[scope])
+
+    def succeeded(self, email: str, ip: str | None) -> None:
+        """The right password from this address clears its own per-account count."""
+        item = self._limits["account_address"]
+        if item is not None:
+            self._limiter.clear(item, self._keys(email, ip)["account_address"])

@@ -17,43 +17,18 @@ from typing import Any
 import pytest
 
 from app.samples import HERE
+from tests.integration.browser import log_in
 from tests.integration.processes import lantern_server
 
-CHROMIUM = "/usr/bin/chromium"
 LEAVE_ZH = "# 年假政策\n\n新员工每年享有十五天带薪年假。年假需要提前两周向经理申请。\n"
 ADMIN = ("root@example.com", "a-long-admin-password")
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
-)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with lantern_server(tmp_path_factory.mktemp("ui"), ADMIN) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-def log_in(browser: Any, url: str, email: str, password: str) -> Any:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/ui/")
-    page.wait_for_url("**/login**")
-    page.fill("#email", email)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Signed in as", timeout=60_000)
-    return page
 
 
 def fill(page: Any, elem_id: str, text: str) -> None:

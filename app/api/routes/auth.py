@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.api.deps import SESSION_COOKIE, ContainerDep, CurrentUser, client_ip
 from app.api.schemas import ApiKeyIn, ApiKeyOut, LoginIn, MeOut, NewApiKeyOut
-from app.errors import NotFound, PermissionDenied, Unauthorized
+from app.errors import NotFound, PermissionDenied, TooManyRequests, Unauthorized
 from app.services.auth import Principal
 
 router = APIRouter(tags=["auth"])
@@ -14,18 +14,23 @@ router = APIRouter(tags=["auth"])
 
 @router.post("/auth/login", response_model=MeOut)
 def login(body: LoginIn, request: Request, response: Response, c: ContainerDep) -> MeOut:
-    """Log in with e-mail and password; sets the session cookie browsers use."""
+    """Log in with e-mail and password; sets the session cookie browsers use.
+
+    Failed log-ins are limited per account and per address (429 with Retry-After)."""
+    ip = client_ip(request)
+    denied = {"email_domain": body.email.rpartition("@")[2][:100]}
+    try:
+        c.login_throttle.check(body.email, ip)
+    except TooManyRequests:
+        c.audit.record("login", outcome="throttled", ip=ip, via="session", details=denied)
+        raise
     try:
         user = c.auth.authenticate(body.email, body.password)
     except Unauthorized:
-        c.audit.record(
-            "login",
-            outcome="denied",
-            ip=client_ip(request),
-            via="session",
-            details={"email_domain": body.email.rpartition("@")[2][:100]},
-        )
+        c.login_throttle.failed(body.email, ip)
+        c.audit.record("login", outcome="denied", ip=ip, via="session", details=denied)
         raise
+    c.login_throttle.succeeded(body.email, ip)
     token = c.auth.start_session(user)
     response.set_cookie(
         SESSION_COOKIE,
@@ -37,7 +42,7 @@ def login(body: LoginIn, request: Request, response: Response, c: ContainerDep) 
         path="/",
     )
     who = c.auth.principal_for(user, via="session")
-    c.audit.record("login", who, target_type="user", target_id=user.id, ip=client_ip(request))
+    c.audit.record("login", who, target_type="user", target_id=user.id, ip=ip)
     return me_of(who)
 
 

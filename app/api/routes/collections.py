@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Request, Response, UploadFile
 
@@ -272,19 +273,31 @@ def document_file(document_id: str, who: CurrentUser, c: ContainerDep) -> Respon
     doc = _readable_document(c, who, document_id)
     if not c.blobs.exists(doc.sha256):
         raise NotFound(f"the file of {doc.name!r} is no longer stored")
-    safe = "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in doc.name)[:200]
-    mime = doc.mime or "application/octet-stream"
-    # An uploaded HTML page opens as text: a document must never run scripts here.
-    if mime.startswith("text/"):
-        mime = "text/plain; charset=utf-8"
-    return Response(
-        c.blobs.get(doc.sha256),
-        media_type=mime,
-        headers={
-            "Content-Disposition": f'inline; filename="{safe}"',
-            "X-Content-Type-Options": "nosniff",
-        },
+    mime, disposition = _served_as(doc.mime)
+    headers = {"Content-Disposition": f"{disposition}; {_filename_params(doc.name)}"}
+    if mime != "application/pdf":
+        # Even if a browser renders it, a stored file runs no script on this origin.
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return Response(c.blobs.get(doc.sha256), media_type=mime, headers=headers)
+
+
+def _served_as(mime: str | None) -> tuple[str, str]:
+    """The type and disposition a stored file is sent with: PDFs open in the browser's
+    viewer (at ``#page=N``), text as plain text (an uploaded HTML page shows as source),
+    anything else is a download; an SVG or HTML never runs on Lantern's origin."""
+    if mime == "application/pdf":
+        return mime, "inline"
+    if mime and mime.startswith("text/"):
+        return "text/plain; charset=utf-8", "inline"
+    return mime or "application/octet-stream", "attachment"
+
+
+def _filename_params(name: str) -> str:
+    """``filename=`` in ASCII for old clients and ``filename*=`` in UTF-8 (RFC 6266)."""
+    ascii_name = "".join(
+        ch if ch.isascii() and (ch.isalnum() or ch in "._- ") else "_" for ch in name
     )
+    return f"filename=\"{ascii_name[:200]}\"; filename*=UTF-8''{quote(name[:200], safe='')}"
 
 
 @docs_router.delete("/documents/{document_id}", status_code=204)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from app.api.deps import ContainerDep
-from app.api.schemas import HealthOut
+from app.api.schemas import ErrorOut, HealthOut
 from app.db.migrate import current_revision, head_revision
 from app.db.models import JobStatus
-from app.errors import error_body
+from app.errors import Unauthorized, error_body
 
 router = APIRouter(tags=["health"])
 
@@ -53,10 +55,31 @@ def ready(c: ContainerDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "schema": revision})
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics(c: ContainerDep) -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}},
+        401: {
+            "model": ErrorOut,
+            "description": "LANTERN_SERVER__METRICS_TOKEN is set, and "
+            "the request does not send it as a bearer token.",
+        },
+    },
+)
+def metrics(request: Request, c: ContainerDep) -> Response:
     """Prometheus metrics: request latency, time to first token, answer tokens, retrieval
-    latency, ingestion stage durations, queue depth, errors. No user text in labels."""
+    latency, ingestion stage durations, queue depth, errors. No user text in labels.
+
+    With ``LANTERN_SERVER__METRICS_TOKEN`` set, send it as ``Authorization: Bearer ...``
+    (Prometheus: ``authorization: {credentials: ...}`` in the scrape config)."""
     from prometheus_client import CONTENT_TYPE_LATEST
+
+    token = c.settings.server.metrics_token
+    if token is not None:
+        scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), expected):
+            raise Unauthorized("/metrics needs the metrics bearer token")
 
     return Response(c.metrics.render(), media_type=CONTENT_TYPE_LATEST)
