@@ -386,6 +386,11 @@ class Container:
         for name in ("vectors", "lexical"):
             if name in self.__dict__:
                 self.__dict__[name].close()
+        if "chat_model" in self.__dict__:
+            # Frees an in-process llama.cpp model after its generation in flight ends.
+            close = getattr(self.chat_model, "close", None)
+            if callable(close):
+                close()
         if self._worker_lock is not None:
             self._worker_lock.release()
             self._worker_lock = None

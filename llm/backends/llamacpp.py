@@ -3,8 +3,13 @@
 llama-cpp-python is optional (``pip install 'lantern[llamacpp]'``) and imported on
 first use. The model is loaded on the first request, not at construction, so that
 start-up stays fast; a missing file or library is reported at construction.
-``llama_cpp.Llama`` is not thread-safe: one request at a time holds the lock, for
-the whole stream (the guards close abandoned streams, which releases it).
+
+``llama_cpp.Llama`` is not thread-safe, and a freed one is a segfault, not an
+exception. So one lock covers every use of the model: loading it, a whole
+``complete``, a whole stream (the guards close abandoned and timed-out streams,
+which releases it) and ``close``. ``close`` tells a stream in flight to stop at
+its next token and waits for it before freeing the model; a request after
+``close`` raises ``LLMUnavailable`` without touching the model.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +30,8 @@ from llm.errors import LLMBackendError, LLMUnavailable
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'lantern[llamacpp]'"
+#: How long ``close`` waits for a generation in flight before giving up on freeing.
+CLOSE_WAIT_S = 60.0
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -65,6 +73,7 @@ class LlamaCppChatModel:
         n_gpu_layers: int = 0,
         seed: int = 0,
         chat_format: str | None = None,
+        close_wait_s: float = CLOSE_WAIT_S,
     ) -> None:
         self.model_path = Path(model_path).expanduser()
         if not self.model_path.is_file():
@@ -81,6 +90,16 @@ class LlamaCppChatModel:
         }
         self._llm: Any = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._close_wait_s = close_wait_s
+
+    @contextmanager
+    def _using(self) -> Iterator[Any]:
+        """The loaded ``Llama``, to this caller alone until the block ends."""
+        with self._lock:
+            if self._closed.is_set():
+                raise LLMUnavailable(f"{self.name} is closed")
+            yield self._model()
 
     def _model(self) -> Any:
         """The loaded ``Llama`` (call with the lock held)."""
@@ -106,9 +125,10 @@ class LlamaCppChatModel:
 
     def complete(self, request: ChatRequest) -> Completion:
         start = time.monotonic()
-        with self._lock:
+        # Not interruptible: ``close`` waits for it (the guards stream, which is).
+        with self._using() as llm:
             try:
-                out = self._model().create_chat_completion(**self._args(request), stream=False)
+                out = llm.create_chat_completion(**self._args(request), stream=False)
             except ValueError as e:  # prompt longer than n_ctx, and the like
                 raise LLMBackendError(f"{self.name}: {e}") from e
         choice = out["choices"][0]
@@ -128,19 +148,24 @@ class LlamaCppChatModel:
         tokens = 0  # llama-cpp streams one token per chunk (UTF-8 pieces may be joined)
         finish: FinishReason = "stop"
         ttft: float | None = None
-        with self._lock:
+        with self._using() as llm:
             try:
-                chunks = self._model().create_chat_completion(**self._args(request), stream=True)
-                for chunk in chunks:
-                    choice = chunk["choices"][0]
-                    delta = choice.get("delta", {}).get("content") or ""
-                    if delta:
-                        ttft = ttft if ttft is not None else time.monotonic() - start
-                        tokens += 1
-                        parts.append(delta)
-                        yield StreamEvent(delta=delta)
-                    if choice.get("finish_reason"):
-                        finish = _finish(choice["finish_reason"])
+                # closing(): llama-cpp's generator is finished here, with the lock still
+                # held, not later by the garbage collector in whichever thread drops it.
+                chunks = llm.create_chat_completion(**self._args(request), stream=True)
+                with closing(chunks):
+                    for chunk in chunks:  # each step decodes one token
+                        choice = chunk["choices"][0]
+                        delta = choice.get("delta", {}).get("content") or ""
+                        if delta:
+                            ttft = ttft if ttft is not None else time.monotonic() - start
+                            tokens += 1
+                            parts.append(delta)
+                            yield StreamEvent(delta=delta)
+                        if choice.get("finish_reason"):
+                            finish = _finish(choice["finish_reason"])
+                        if self._closed.is_set():
+                            raise LLMUnavailable(f"{self.name} was closed during the answer")
             except ValueError as e:
                 raise LLMBackendError(f"{self.name}: {e}") from e
         yield StreamEvent(
@@ -154,6 +179,28 @@ class LlamaCppChatModel:
                 total_s=time.monotonic() - start,
             ),
         )
+
+    def close(self) -> None:
+        """Free the model, once the generation in flight (told to stop) has ended.
+
+        Waits up to ``close_wait_s``; if a generation is still running then, the
+        model is left allocated (logged) rather than freed under it. Requests after
+        ``close`` raise ``LLMUnavailable``. Idempotent.
+        """
+        self._closed.set()
+        if not self._lock.acquire(timeout=self._close_wait_s):
+            logger.warning(
+                "%s: a generation is still running after %.0fs; not freeing the model under it",
+                self.name,
+                self._close_wait_s,
+            )
+            return
+        try:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+        finally:
+            self._lock.release()
 
 
 def _finish(reason: object) -> FinishReason:

