@@ -58,10 +58,14 @@ class JobStore(Protocol):
         """Store pages and chunks; the document stays invisible to search."""
 
     def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
-        """Publish the document atomically; return ids of replaced versions (now deleted)."""
+        """Publish the document atomically; return ids of replaced versions (now deleted).
+        Raise JobCancelled when the job no longer runs, or a newer version of the file
+        was published first (this version is then deleted)."""
 
-    def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> None:
-        """Fail the attempt (requeue it when ``retry``), dropping its chunks and pages."""
+    def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> bool:
+        """Fail the attempt (requeue it when ``retry``), dropping its chunks and pages.
+        False when there was nothing to fail: the job no longer runs (its document was
+        deleted or replaced meanwhile)."""
 
 
 class JobRunner:
@@ -92,16 +96,24 @@ class JobRunner:
             log.info("job %s cancelled; removing its vectors", job_id)
             self._drop_vectors(spec.document_id)
         except IngestionError as e:
-            log.info("job %s failed: %s", job_id, e)
             self._drop_vectors(spec.document_id)
-            self.store.mark_failed(spec, error=str(e), retry=False)
+            if self.store.mark_failed(spec, error=str(e), retry=False):
+                log.info("job %s failed: %s", job_id, e)
+            else:
+                log.info("job %s cancelled (its document was deleted or replaced)", job_id)
         except Exception as e:
             retry = spec.attempt < spec.max_attempts
-            log.exception("job %s crashed (attempt %d, retry=%s)", job_id, spec.attempt, retry)
             self._drop_vectors(spec.document_id)
-            self.store.mark_failed(
-                spec, error=f"internal error: {type(e).__name__}: {e}", retry=retry
-            )
+            error = f"internal error: {type(e).__name__}: {e}"
+            if self.store.mark_failed(spec, error=error, retry=retry):
+                log.exception("job %s crashed (attempt %d, retry=%s)", job_id, spec.attempt, retry)
+            else:
+                # What broke was the document vanishing under the job: not a crash.
+                log.info(
+                    "job %s cancelled (its document was deleted or replaced): %s",
+                    job_id,
+                    type(e).__name__,
+                )
         else:
             log.info("job %s done in %.2fs", job_id, time.perf_counter() - started)
 
@@ -142,10 +154,7 @@ class JobRunner:
             )
             self.lexical.flush()
         timings["index"] = time.perf_counter() - t
-        try:
-            replaced = self.store.mark_ready(spec, timings=timings)
-        except JobCancelled:
-            raise
+        replaced = self.store.mark_ready(spec, timings=timings)
         if replaced:
             self._drop_vectors(*replaced)
 

@@ -87,31 +87,63 @@ def wait_for_jobs(c: Container, job_ids: list[str], *, show_progress: bool = Tru
             time.sleep(0.25)
 
 
+def deciding_jobs(c: Container, outcomes: list[Outcome]) -> dict[str, str]:
+    """For each file of the batch (by name), the job whose end decides its outcome: the
+    one it queued or, for an unchanged file, its document's latest job (which may still
+    be running, e.g. resumed from an interrupted run)."""
+    out = {o.name: o.result.job_id for o in outcomes if o.result.job_id}
+    unchanged = [o for o in outcomes if o.result.outcome == "duplicate"]
+    latest = c.documents.latest_jobs([o.result.document_id for o in unchanged])
+    for o in unchanged:
+        job = latest.get(o.result.document_id)
+        if job is not None:
+            out[o.name] = job.id
+    return out
+
+
 def summarise(c: Container, outcomes: list[Outcome], resumed: list[str]) -> int:
-    """Print what happened to every file; returns how many failed."""
-    job_ids = [o.result.job_id for o in outcomes if o.result.job_id]
-    jobs = {j.id: j for j in c.documents.jobs(job_ids + resumed)}
-    ready = failed = duplicate = 0
+    """Print what happened to every file; returns how many failed.
+
+    An unchanged file counts by the state of its document: failed if that failed (in
+    this run or an earlier one), ready if a job of this run finished it (an
+    interrupted one, resumed), unchanged only if it was ready before. Interrupted jobs
+    of other files that this run finished are reported on their own line."""
+    deciding = deciding_jobs(c, outcomes)
+    jobs = {j.id: j for j in c.documents.jobs(list(dict.fromkeys([*deciding.values(), *resumed])))}
+    was_resumed = set(resumed)
+    ready = failed = unchanged = 0
     failures = Table(title="Failed", show_lines=False, title_justify="left")
     failures.add_column("file")
     failures.add_column("reason", overflow="fold")
     for o in outcomes:
-        if o.result.outcome == "duplicate":
-            duplicate += 1
+        job = jobs.get(deciding.get(o.name, ""))
+        ok = job is not None and job.status == JobStatus.SUCCEEDED
+        if o.result.outcome == "duplicate" and (job is None or (ok and job.id not in was_resumed)):
+            unchanged += 1
             continue
-        job = jobs.get(o.result.job_id or "")
-        if job is not None and job.status == JobStatus.SUCCEEDED:
+        if ok:
             ready += 1
+            continue
+        failed += 1
+        if job is None:
+            reason = o.result.reason or "unknown error"
+        elif job.status in JobStatus.UNFINISHED:
+            reason = f"not finished ({job.status})"
         else:
-            failed += 1
-            failures.add_row(o.name, (job.error if job else o.result.reason) or "unknown error")
+            reason = job.error or f"ingestion {job.status}"
+        failures.add_row(o.name, reason)
     parts = [f"[green]{ready} ready[/]", f"[red]{failed} failed[/]"]
-    if duplicate:
-        parts.append(f"{duplicate} unchanged (already ingested)")
-    extra = [j for jid in resumed if (j := jobs.get(jid)) is not None]
-    if extra:
-        ok = sum(1 for j in extra if j.status == JobStatus.SUCCEEDED)
-        parts.append(f"{ok}/{len(extra)} interrupted jobs resumed")
+    if unchanged:
+        parts.append(f"{unchanged} unchanged (already ingested)")
+    decided = set(deciding.values())
+    others = [j for jid in resumed if jid not in decided and (j := jobs.get(jid))]
+    if others:
+        finished = sum(1 for j in others if j.status == JobStatus.SUCCEEDED)
+        parts.append(f"{finished}/{len(others)} interrupted jobs of other files resumed")
+        for j in others:
+            if j.status != JobStatus.SUCCEEDED:
+                failed += 1
+                failures.add_row(j.document.name, j.error or f"ingestion {j.status}")
     console.print("Summary: " + ", ".join(parts))
     if failed:
         console.print(failures)

@@ -61,7 +61,7 @@ def ingest(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Ingest files and folders: parse, chunk, embed and index them, then summarise."""
-    from app.cli.ingest import iter_files, queue_files, summarise, wait_for_jobs
+    from app.cli.ingest import deciding_jobs, iter_files, queue_files, summarise, wait_for_jobs
 
     try:
         files = list(iter_files(paths))
@@ -70,16 +70,15 @@ def ingest(
         raise typer.Exit(2) from e
     with open_container() as c:
         col = c.collections.ensure(collection)
-        c.start_workers(workers)
+        # Before the workers start: they may finish a resumed job before it is counted.
         resumed = c.documents.unfinished_job_ids()
+        c.start_workers(workers)
         if resumed:
             console.print(f"resuming {len(resumed)} unfinished job(s) from an earlier run")
         outcomes = queue_files(c, col.id, files)
-        new_jobs = [o.result.job_id for o in outcomes if o.result.job_id]
-        pending = list(dict.fromkeys(resumed + new_jobs))
+        pending = list(dict.fromkeys([*resumed, *deciding_jobs(c, outcomes).values()]))
         wait_for_jobs(c, pending, show_progress=progress)
-        resumed_only = [j for j in resumed if j not in set(new_jobs)]
-        failed = summarise(c, outcomes, resumed_only)
+        failed = summarise(c, outcomes, resumed)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -9,6 +9,8 @@ import typer
 
 from app.cli.common import console, err_console, open_container
 from app.container import Container
+from app.db.identity import Role, User
+from app.errors import LanternError
 from app.settings import get_settings
 
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -69,7 +71,10 @@ def create_admin(
                 raise typer.Exit(1)
         user, created = c.auth.ensure_admin(email, password, name=name)
         if not created:
-            err_console.print(f"[yellow]{user.email} already exists; nothing changed[/]")
+            err_console.print(
+                f"[yellow]{user.email} already exists; nothing changed "
+                f"(`lantern users promote {user.email}` makes it an admin)[/]"
+            )
             raise typer.Exit(1)
         c.audit.record(
             "user.create",
@@ -95,3 +100,59 @@ def list_users() -> None:
                 u.email, u.name, u.role, "yes" if u.is_active else "no", str(u.last_login_at or "")
             )
         console.print(table)
+
+
+@users_app.command("promote")
+def promote(email: Annotated[str, typer.Argument(help="The user's e-mail.")]) -> None:
+    """Make a user an admin (and active again): the way back in when no admin is left."""
+    with open_container() as c:
+        user = _user(c, email)
+        changed: list[str] = []
+        if user.role != Role.ADMIN:
+            changed.append("role")
+        if not user.is_active:
+            changed.append("is_active")
+        if not changed:
+            console.print(f"{user.email} is already an active admin")
+            return
+        user = c.auth.update_user(user.id, role=Role.ADMIN, is_active=True)
+        c.audit.record(
+            "user.update",
+            via="cli",
+            target_type="user",
+            target_id=user.id,
+            details={"changed": changed, "role": user.role, "active": user.is_active},
+        )
+        console.print(f"{user.email} is now an admin")
+
+
+@users_app.command("reset-password")
+def reset_password(email: Annotated[str, typer.Argument(help="The user's e-mail.")]) -> None:
+    """Set a new password (asks for it); ends the user's browser sessions."""
+    with open_container() as c:
+        user = _user(c, email)
+        password = getpass.getpass(f"New password for {user.email}: ")
+        if getpass.getpass("Again: ") != password:
+            err_console.print("[red]the passwords differ[/]")
+            raise typer.Exit(1)
+        try:
+            c.auth.update_user(user.id, password=password)
+        except LanternError as e:  # too short
+            err_console.print(f"[red]{e}[/]")
+            raise typer.Exit(1) from e
+        c.audit.record(
+            "user.update",
+            via="cli",
+            target_type="user",
+            target_id=user.id,
+            details={"changed": ["password"], "role": user.role, "active": user.is_active},
+        )
+        console.print(f"password of {user.email} changed")
+
+
+def _user(c: Container, email: str) -> User:
+    try:
+        return c.auth.user_by_email(email)
+    except LanternError as e:
+        err_console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e

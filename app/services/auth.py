@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pwdlib import PasswordHash
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.identity import ApiKey, AuthSession, GroupMember, Role, User
@@ -107,6 +107,13 @@ class AuthService:
             raise NotFound(f"no user {user_id}")
         return user
 
+    def user_by_email(self, email: str) -> User:
+        with self.sessions() as s:
+            user = s.scalar(select(User).where(User.email == normalise_email(email)))
+        if user is None:
+            raise NotFound(f"no user with e-mail {email.strip()}")
+        return user
+
     def list_users(self) -> list[User]:
         with self.sessions() as s:
             return list(s.scalars(select(User).order_by(User.email)))
@@ -120,14 +127,24 @@ class AuthService:
         is_active: bool | None = None,
         password: str | None = None,
     ) -> User:
+        """Change what is given. Refused (``Conflict``) when it would leave no active
+        admin: then nobody could administer Lantern, and no new admin be created."""
         if role is not None and role not in Role.ALL:
             raise InvalidInput(f"role must be one of {', '.join(Role.ALL)}")
         if password is not None:
             check_password_strength(password)
         with self.sessions.begin() as s:
+            # Lock the active admins first (PostgreSQL), so that two admins demoting each
+            # other at once cannot both see the other one remaining.
+            s.execute(
+                select(User.id)
+                .where(User.role == Role.ADMIN, User.is_active.is_(True))
+                .with_for_update()
+            ).all()
             user = s.get(User, user_id)
             if user is None:
                 raise NotFound(f"no user {user_id}")
+            was_admin = user.role == Role.ADMIN and user.is_active
             if name is not None:
                 user.name = name.strip()
             if role is not None:
@@ -136,6 +153,13 @@ class AuthService:
                 user.is_active = is_active
             if password is not None:
                 user.password_hash = self._hasher.hash(password)
+            if was_admin and not (user.role == Role.ADMIN and user.is_active):
+                s.flush()  # SQLite: the first write takes the lock, so the count is current
+                if not _active_admins(s):
+                    raise Conflict(
+                        f"{user.email} is the last active admin; make another user an admin "
+                        "first (or run `lantern users promote EMAIL`)"
+                    )
             if is_active is False or password is not None:
                 s.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
         return user
@@ -263,6 +287,11 @@ class AuthService:
             group_ids=frozenset(groups),
             api_key_id=api_key_id,
         )
+
+
+def _active_admins(s: Session) -> int:
+    q = select(func.count()).where(User.role == Role.ADMIN, User.is_active.is_(True))
+    return s.scalar(q) or 0
 
 
 def normalise_email(email: str) -> str:

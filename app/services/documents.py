@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
@@ -254,7 +254,11 @@ class DocumentService:
             if doc is None:
                 raise NotFound(f"no document {document_id}")
             sha = doc.sha256
-            s.delete(doc)
+            # By statement, with a row count: a concurrent delete (or a newer version
+            # published meanwhile) may have taken the row since it was read.
+            res = s.execute(delete(Document).where(Document.id == document_id))
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                raise NotFound(f"no document {document_id}")
         for index in (vectors, lexical):
             if index is not None and index.delete_documents([document_id]):
                 index.flush()

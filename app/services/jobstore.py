@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import (
@@ -88,8 +88,9 @@ class SqlJobStore:
         chunk_ids: list[str],
     ) -> None:
         with self.sessions.begin() as s:
+            self._hold(s, spec, whole_file=False)
             doc = s.get(Document, spec.document_id)
-            if doc is None:
+            if doc is None:  # unreachable while the job row exists (it cascades with it)
                 raise JobCancelled(spec.job_id)
             _drop_content(s, spec.document_id)
             doc.mime = mime
@@ -120,65 +121,111 @@ class SqlJobStore:
 
     def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
         with self.sessions.begin() as s:
-            doc = s.get(Document, spec.document_id, with_for_update=True)
-            job = s.get(IngestionJob, spec.job_id)
-            if doc is None or job is None or job.status != JobStatus.RUNNING:
+            self._hold(s, spec, whole_file=True)
+            versions = s.scalars(_versions_of(spec)).all()
+            doc = next((d for d in versions if d.id == spec.document_id), None)
+            if doc is None:  # unreachable while the job row exists (it cascades with it)
                 raise JobCancelled(spec.job_id)
-            others = s.scalars(
-                select(Document).where(
-                    Document.collection_id == doc.collection_id,
-                    Document.name == doc.name,
-                    Document.id != doc.id,
-                )
-            ).all()
-            if any(o.version > doc.version and o.status == DocumentStatus.READY for o in others):
-                # A newer version finished first: this one is obsolete.
-                s.delete(doc)
-                raise JobCancelled(spec.job_id)
-            replaced = [o for o in others if o.version < doc.version]
-            doc.status = DocumentStatus.READY
-            doc.error = None
-            doc.chunk_count = (
-                s.scalar(select(func.count()).select_from(Chunk).where(Chunk.document_id == doc.id))
-                or 0
+            obsolete = any(
+                o.version > doc.version and o.status == DocumentStatus.READY for o in versions
             )
-            doc.timings = {k: round(v, 4) for k, v in timings.items()}
-            doc.indexed_at = utcnow()
-            job.status = JobStatus.SUCCEEDED
-            job.stage = "done"
-            job.progress = 1.0
-            job.error = None
-            job.timings = doc.timings
-            job.finished_at = utcnow()
-            shas = {o.sha256 for o in replaced}
-            for o in replaced:
-                s.delete(o)
-            replaced_ids = [o.id for o in replaced]
+            if obsolete:
+                # A newer version finished first: this one goes (its job, chunks and
+                # pages with it, by cascade).
+                _delete_documents(s, [doc.id])
+                shas = {doc.sha256}
+                replaced = []
+            else:
+                replaced = [o for o in versions if o.version < doc.version]
+                shas = {o.sha256 for o in replaced}
+                self._publish(s, doc, spec, timings)
+                _delete_documents(s, [o.id for o in replaced])
         self._gc_blobs(shas)
+        if obsolete:
+            raise JobCancelled(spec.job_id)
         if self.on_finished is not None:
             self.on_finished(dict(timings), True)
-        return replaced_ids
+        return [o.id for o in replaced]
 
-    def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> None:
+    def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> bool:
         with self.sessions.begin() as s:
-            doc = s.get(Document, spec.document_id)
-            job = s.get(IngestionJob, spec.job_id)
-            if doc is None or job is None:
-                return
-            _drop_content(s, doc.id)
+            try:
+                self._hold(s, spec, whole_file=False)
+            except JobCancelled:
+                return False  # deleted or replaced meanwhile: nothing left to record
+            _drop_content(s, spec.document_id)
+            doc_values: dict[str, Any]
             if retry:
-                job.status, job.stage, doc.status = (
-                    JobStatus.QUEUED,
-                    "queued",
-                    DocumentStatus.QUEUED,
+                s.execute(
+                    update(IngestionJob)
+                    .where(IngestionJob.id == spec.job_id)
+                    .values(status=JobStatus.QUEUED, stage="queued", error=error)
                 )
-                job.error = error
+                doc_values = {"status": DocumentStatus.QUEUED}
             else:
-                job.status, job.error, job.finished_at = JobStatus.FAILED, error, utcnow()
-                doc.status, doc.error = DocumentStatus.FAILED, error
-                doc.chunk_count = 0
+                s.execute(
+                    update(IngestionJob)
+                    .where(IngestionJob.id == spec.job_id)
+                    .values(status=JobStatus.FAILED, error=error, finished_at=utcnow())
+                )
+                doc_values = {"status": DocumentStatus.FAILED, "error": error, "chunk_count": 0}
+            s.execute(update(Document).where(Document.id == spec.document_id).values(**doc_values))
         if not retry and self.on_finished is not None:
             self.on_finished({}, False)
+        return True
+
+    def _hold(self, s: Session, spec: JobSpec, *, whole_file: bool) -> None:
+        """Lock what this job's last writes touch, or raise ``JobCancelled`` when it no
+        longer runs (document deleted or replaced, job requeued elsewhere).
+
+        PostgreSQL: the document rows first (every version of the file, oldest first,
+        when ``whole_file``), then the job: the order in which a delete (document, then
+        its jobs by cascade) and another version's publish take them, so concurrent
+        writers queue instead of deadlocking. SQLite: the job update is the
+        transaction's first write and takes the database lock, so what is read after
+        it cannot change before the commit."""
+        docs = select(Document.id).order_by(Document.version).with_for_update()
+        if whole_file:
+            docs = docs.where(
+                Document.collection_id == spec.collection_id, Document.name == spec.filename
+            )
+        else:
+            docs = docs.where(Document.id == spec.document_id)
+        s.execute(docs).all()
+        res = s.execute(
+            update(IngestionJob)
+            .where(
+                IngestionJob.id == spec.job_id,
+                IngestionJob.status == JobStatus.RUNNING,
+                IngestionJob.attempts == spec.attempt,
+            )
+            .values(heartbeat_at=utcnow())
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise JobCancelled(spec.job_id)
+
+    def _publish(self, s: Session, doc: Document, spec: JobSpec, timings: dict[str, float]) -> None:
+        rounded = {k: round(v, 4) for k, v in timings.items()}
+        doc.status = DocumentStatus.READY
+        doc.error = None
+        doc.chunk_count = (
+            s.scalar(select(func.count()).select_from(Chunk).where(Chunk.document_id == doc.id))
+            or 0
+        )
+        doc.timings = rounded
+        doc.indexed_at = utcnow()
+        s.execute(
+            update(IngestionJob)
+            .where(IngestionJob.id == spec.job_id)
+            .values(
+                status=JobStatus.SUCCEEDED,
+                stage="done",
+                progress=1.0,
+                error=None,
+                timings=rounded,
+                finished_at=utcnow(),
+            )
+        )
 
     # -- claiming and recovery ----------------------------------------------------------
 
@@ -186,16 +233,20 @@ class SqlJobStore:
         """Atomically take the oldest queued job (safe across threads and processes)."""
         with self.sessions.begin() as s:
             q = (
-                select(IngestionJob.id)
+                select(IngestionJob.id, IngestionJob.document_id)
+                .join(Document, Document.id == IngestionJob.document_id)
                 .where(IngestionJob.status == JobStatus.QUEUED)
                 .order_by(IngestionJob.created_at, IngestionJob.id)
                 .limit(1)
             )
             if s.bind is not None and s.bind.dialect.name == "postgresql":
+                # Job and document row both, never waiting: a document being deleted
+                # (it locks the document, then its jobs) is skipped, not deadlocked on.
                 q = q.with_for_update(skip_locked=True)
-            job_id = s.scalar(q)
-            if job_id is None:
+            row = s.execute(q).first()
+            if row is None:
                 return None
+            job_id, document_id = row
             now = utcnow()
             res = s.execute(
                 update(IngestionJob)
@@ -213,15 +264,10 @@ class SqlJobStore:
                 return None
             s.execute(
                 update(Document)
-                .where(
-                    Document.id
-                    == select(IngestionJob.document_id)
-                    .where(IngestionJob.id == job_id)
-                    .scalar_subquery()
-                )
+                .where(Document.id == document_id)
                 .values(status=DocumentStatus.PROCESSING)
             )
-            return job_id
+            return str(job_id)
 
     def recover(self, *, exclusive: bool) -> int:
         """Requeue jobs whose worker died. With ``exclusive`` (this process holds the
@@ -277,6 +323,20 @@ class SqlJobStore:
             still = set(s.scalars(select(Document.sha256).where(Document.sha256.in_(shas))))
         for sha in shas - still:
             self.blobs.delete(sha)
+
+
+def _versions_of(spec: JobSpec) -> Select[Document]:
+    return (
+        select(Document)
+        .where(Document.collection_id == spec.collection_id, Document.name == spec.filename)
+        .order_by(Document.version)
+    )
+
+
+def _delete_documents(s: Session, ids: list[str]) -> None:
+    """Delete rows by statement (jobs, chunks and pages cascade in the database)."""
+    if ids:
+        s.execute(delete(Document).where(Document.id.in_(ids)))
 
 
 def _drop_content(s: Session, document_id: str) -> None:

@@ -177,3 +177,59 @@ def test_cors_allows_only_the_configured_origins(container: Any) -> None:
             headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"},
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_last_active_admin_cannot_demote_or_deactivate_itself(
+    admin: TestClient, container: Any
+) -> None:
+    me = admin.get("/api/v1/me").json()
+    for change in ({"role": "member"}, {"is_active": False}, {"role": "member", "name": "X"}):
+        r = admin.patch(f"/api/v1/users/{me['id']}", json=change)
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "conflict"
+        assert "last active admin" in r.json()["error"]["message"]
+    # Nothing changed (not even the name), and the admin can still administer.
+    users = {u["email"]: u for u in admin.get("/api/v1/users").json()}
+    assert (users[ADMIN[0]]["role"], users[ADMIN[0]]["is_active"]) == ("admin", True)
+    assert users[ADMIN[0]]["name"] != "X"
+    assert admin.get("/api/v1/users").status_code == 200
+    # Harmless changes to the last admin still work.
+    assert admin.patch(f"/api/v1/users/{me['id']}", json={"name": "Ada"}).status_code == 200
+
+
+def test_with_two_admins_one_may_demote_the_other_but_not_leave_none(
+    admin: TestClient, member: TestClient
+) -> None:
+    users = {u["email"]: u for u in admin.get("/api/v1/users").json()}
+    me, mia = users[ADMIN[0]]["id"], users[MEMBER[0]]["id"]
+    assert admin.patch(f"/api/v1/users/{mia}", json={"role": "admin"}).status_code == 200
+    # Mia, now an admin, demotes the first admin: allowed, one admin is left.
+    r = member.patch(f"/api/v1/users/{me}", json={"role": "member"})
+    assert r.status_code == 200, r.text
+    assert r.json()["role"] == "member"
+    assert member.patch(f"/api/v1/users/{mia}", json={"role": "member"}).status_code == 409
+    assert member.patch(f"/api/v1/users/{mia}", json={"is_active": False}).status_code == 409
+    # An inactive admin does not count: promoting a deactivated user keeps the rule.
+    r = member.patch(f"/api/v1/users/{me}", json={"role": "admin", "is_active": False})
+    assert (r.json()["role"], r.json()["is_active"]) == ("admin", False)
+    assert member.patch(f"/api/v1/users/{mia}", json={"role": "member"}).status_code == 409
+
+
+def test_the_last_admin_rule_is_in_the_service(container: Any) -> None:
+    from app.errors import Conflict
+
+    first = container.auth.create_user("first@example.com", role="admin")
+    second = container.auth.create_user("second@example.com", role="admin")
+    member = container.auth.create_user("m@example.com")
+    container.auth.update_user(member.id, is_active=False)  # members are not guarded
+    container.auth.update_user(first.id, is_active=False)
+    with pytest.raises(Conflict, match="last active admin"):
+        container.auth.update_user(second.id, role="member")
+    with pytest.raises(Conflict, match="last active admin"):
+        container.auth.update_user(second.id, is_active=False)
+    assert container.auth.get_user(second.id).role == "admin"
+    container.auth.update_user(first.id, is_active=True)
+    container.auth.update_user(second.id, role="member")
+    assert [u.email for u in container.auth.list_users() if u.role == "admin"] == [
+        "first@example.com"
+    ]

@@ -182,3 +182,76 @@ def test_eval_retrieval_on_a_beir_folder(cli: Any, tmp_path: Path) -> None:
     assert reports["bm25"]["ndcg10"] == pytest.approx(1.0)
     assert reports["hybrid"]["ndcg10"] == pytest.approx(1.0)
     assert reports["hybrid"]["n_queries"] == 3
+
+
+def test_an_unchanged_folder_with_a_bad_file_still_reports_the_failure(
+    cli: Any, folder: Path
+) -> None:
+    assert cli("ingest", str(folder), "--no-progress").exit_code == 1
+    r = cli("ingest", str(folder), "--no-progress")
+    assert r.exit_code == 1, r.output  # the batch still has a failed file
+    assert "0 ready, 1 failed, 2 unchanged" in r.output
+    assert "broken.pdf" in r.output
+
+
+def test_a_resumed_run_counts_what_it_finished(cli: Any, folder: Path, container: Any) -> None:
+    """An earlier run was killed: every file queued, one job mid-way ("running").
+    Running the same folder again finishes them; they count as ready (or failed, with
+    the reason), not as unchanged."""
+    from tests.unit.ingest_helpers import add_files
+
+    files = {
+        "hr/handbook.pdf": (folder / "hr" / "handbook.pdf").read_bytes(),
+        "it.docx": (folder / "it.docx").read_bytes(),
+        "broken.pdf": (folder / "broken.pdf").read_bytes(),
+    }
+    add_files(container, files)
+    assert container.job_store.claim_next() is not None  # the job the kill interrupted
+
+    r = cli("ingest", str(folder), "--no-progress")
+    assert "resuming 3 unfinished job(s)" in r.output
+    assert "2 ready, 1 failed" in r.output, r.output
+    assert "unchanged" not in r.output
+    assert "broken.pdf" in r.output
+    assert r.exit_code == 1
+
+    (folder / "broken.pdf").unlink()
+    assert cli("docs", "delete", "broken.pdf").exit_code == 0
+    r = cli("ingest", str(folder), "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "0 ready, 0 failed, 2 unchanged" in r.output
+
+
+def test_users_promote_makes_an_admin_and_is_audited(cli: Any, container: Any) -> None:
+    from app.services.audit import AuditQuery
+
+    user = container.auth.create_user("Ops@Example.com", name="Ops")
+    container.auth.update_user(user.id, is_active=False)
+    r = cli("users", "promote", "ops@example.com")
+    assert r.exit_code == 0, r.output
+    assert "ops@example.com is now an admin" in r.output
+    after = container.auth.get_user(user.id)
+    assert (after.role, after.is_active) == ("admin", True)
+    [event] = container.audit.query(AuditQuery(action="user.update", target_id=user.id))
+    assert (event.via, event.actor_id) == ("cli", None)
+    assert event.details == {"changed": ["role", "is_active"], "role": "admin", "active": True}
+    assert "already an active admin" in cli("users", "promote", "ops@example.com").output
+    r = cli("users", "promote", "nobody@example.com")
+    assert r.exit_code == 2
+    assert "no user with e-mail nobody@example.com" in r.output
+    assert "ops@example.com" in cli("users", "list").output
+
+
+def test_users_reset_password_sets_a_new_one(
+    cli: Any, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.errors import Unauthorized
+
+    container.auth.create_user("a@example.com", password="old-password-1")
+    answers = iter(["new-password-1", "new-password-1"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    r = cli("users", "reset-password", "a@example.com")
+    assert r.exit_code == 0, r.output
+    assert container.auth.authenticate("a@example.com", "new-password-1").email == "a@example.com"
+    with pytest.raises(Unauthorized):
+        container.auth.authenticate("a@example.com", "old-password-1")
