@@ -16,5 +16,7 @@ def log_in(browser: Any, url: str, email: str, password: str) -> Any:
     try:
         page.wait_for_selector("text=Signed in as", timeout=60_000)
     except Exception as e:
-        raise AssertionError(f"{email} not signed in at {page.url}: {page.inner_text('body')[:300]}") from e
+        raise AssertionError(
+            f"{email} not signed in at {page.url}: {page.inner_text('body')[:300]}"
+        ) from e
     return page
