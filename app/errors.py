@@ -80,16 +80,23 @@ def status_of(exc: LanternError) -> tuple[int, str]:
     return 500, "internal"
 
 
+#: The methods a 405's Allow header may list.
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app accepts on the request's path."""
+    """Every method some route of the app accepts on the request's path (asked of each
+    route, so routers included in routers are searched too)."""
     from starlette.routing import Match
 
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        accepts = getattr(route, "methods", None)
-        if accepts and route.matches(request.scope)[0] != Match.NONE:
-            methods |= set(accepts)
-    return sorted(methods)
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -32,13 +32,14 @@ def problem(text: str) -> str | None:
     return f"must not contain a lone surrogate (U+{ord(char):04X}); it is not valid Unicode"
 
 
-def find(value: Any, path: Path = ()) -> tuple[Path, str] | None:
+def find(value: Any, path: Path = (), *, into_mappings: bool = True) -> tuple[Path, str] | None:
     """The first string in ``value`` (strings, mapping keys and values, sequences,
-    nested) that cannot be stored: its path and the reason."""
+    nested) that cannot be stored: its path and the reason. ``into_mappings=False``
+    leaves mappings out (each is checked on its own, as a nested request model is)."""
     if isinstance(value, str):
         reason = problem(value)
         return (path, reason) if reason else None
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and into_mappings:
         for key, item in value.items():
             here = (*path, key if isinstance(key, str | int) else str(key))
             found = find(key, here) or find(item, here)
@@ -46,7 +47,7 @@ def find(value: Any, path: Path = ()) -> tuple[Path, str] | None:
                 return found
     elif isinstance(value, list | tuple | set | frozenset):
         for i, item in enumerate(value):
-            found = find(item, (*path, i))
+            found = find(item, (*path, i), into_mappings=into_mappings)
             if found:
                 return found
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -26,6 +26,16 @@ def _iso_only(value: Any) -> Any:
         raise PydanticCustomError("datetime_iso", "expected an ISO 8601 date-time")
     return value
 
+
+def whole(value: Any) -> Any:
+    """3.0 as 3: JSON has one kind of number, and to JSON Schema 3.0 is an integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer in a strict request body: 3 or 3.0, never "3" or true.
+JsonInt = Annotated[int, BeforeValidator(whole)]
 
 #: A date-time parameter: ISO 8601 only, as the schema says.
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
@@ -79,12 +89,24 @@ class RequestModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            declared = {f.alias or name for name, f in cls.model_fields.items()}
-            found = storable.find({k: v for k, v in data.items() if k in declared})
-            if found:
-                raise PydanticCustomError("unstorable_text", storable.describe(*found))
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if key in data:
+                # A nested model checks its own declared fields, not its extras.
+                nested = _holds_models(field.annotation)
+                found = storable.find(data[key], (key,), into_mappings=not nested)
+                if found:
+                    raise PydanticCustomError("unstorable_text", storable.describe(*found))
         return data
+
+
+def _holds_models(annotation: Any) -> bool:
+    """Whether a field's type has a pydantic model in it (``list[Message] | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_models(arg) for arg in get_args(annotation))
 
 
 # -- identity ---------------------------------------------------------------------------
@@ -258,7 +280,7 @@ class SearchIn(RequestModel):
     query: str = Field(
         min_length=1, max_length=4000, pattern=TEXT, examples=["vacation carry over"]
     )
-    k: int = Field(default=8, ge=1, le=50)
+    k: JsonInt = Field(default=8, ge=1, le=50)
     collection_ids: list[str] | None = Field(
         default=None, description="Search these (each must be readable); default: all readable."
     )
@@ -394,7 +416,9 @@ ANSWER_EVENT = {
 
 
 class FeedbackIn(RequestModel):
-    rating: Literal[1, -1] = Field(description="1: thumbs up, -1: thumbs down.")
+    rating: Annotated[Literal[1, -1], BeforeValidator(whole)] = Field(
+        description="1: thumbs up, -1: thumbs down."
+    )
     comment: str = Field(default="", max_length=4000)
 
 

@@ -266,7 +266,15 @@ def get_document(document_id: str, who: CurrentUser, c: ContainerDep) -> Documen
 @docs_router.get(
     "/documents/{document_id}/file",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file."}},
+    responses={
+        200: {
+            "description": "The file, as uploaded; text of any kind as text/plain.",
+            "content": {
+                "*/*": {"schema": {"type": "string", "format": "binary"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    },
 )
 def document_file(document_id: str, who: CurrentUser, c: ContainerDep) -> Response:
     """The uploaded file itself, to open at a cited page (PDFs: add ``#page=N``)."""
