@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ class InvalidInput(LanternError):
     """A request that cannot be carried out as given (the message says why)."""
 
 
+class UnstorableText(InvalidInput):
+    """Text that no database can keep as given: a NUL or a lone surrogate (``app.storable``)."""
+
+
 class TooManyRequests(LanternError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
@@ -52,6 +56,8 @@ class PayloadTooLarge(LanternError):
 
 #: Exception type -> (HTTP status, error code).
 STATUS: dict[type[Exception], tuple[int, str]] = {
+    # Before InvalidInput: the first match wins. 422, like any other malformed field.
+    UnstorableText: (422, "invalid_input"),
     InvalidInput: (400, "invalid_input"),
     Unauthorized: (401, "unauthorized"),
     PermissionDenied: (403, "forbidden"),
@@ -74,9 +80,27 @@ def status_of(exc: LanternError) -> tuple[int, str]:
     return 500, "internal"
 
 
+#: The methods a 405's Allow header may list.
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app accepts on the request's path (asked of each
+    route, so routers included in routers are searched too)."""
+    from starlette.routing import Match
+
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map Lantern's, FastAPI's and the backends' exceptions to JSON error bodies."""
-    from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -99,7 +123,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route on the path; a 405 must list them all.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

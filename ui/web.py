@@ -11,7 +11,7 @@ import html
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import gradio as gr
 
@@ -23,6 +23,7 @@ from app.errors import LanternError
 from app.services.audit import AuditQuery
 from app.services.auth import Principal
 
+T = TypeVar("T")
 CSS = (Path(__file__).parent / "static" / "lantern.css").read_text(encoding="utf-8")
 NOT_FOUND_HINT = (
     "<div class='lantern-notice'>The documents you can read do not answer this. "
@@ -45,6 +46,15 @@ def admin(c: Container, request: gr.Request) -> Principal:
     if not who.is_admin:
         raise gr.Error("This needs an admin.")
     return who
+
+
+def _shown(events: Iterator[T]) -> Iterator[T]:
+    """``events``, with a refusal from the services (bad input, a missing chat) shown
+    to the user as the services word it."""
+    try:
+        yield from events
+    except LanternError as e:
+        raise gr.Error(str(e)) from None
 
 
 def _passage(text: str, quote: str, width: int = 280) -> str:
@@ -219,7 +229,7 @@ def build_ui(c: Container) -> gr.Blocks:
             ]
             ids = [*ids, None, None]
             yield "", selected, history, ids, "", "", gr.update()
-            for event in c.chats.ask(who, selected, q):
+            for event in _shown(c.chats.ask(who, selected, q)):
                 if event.delta:
                     history[-1]["content"] += event.delta
                     yield "", selected, history, ids, gr.update(), gr.update(), gr.update()
@@ -465,9 +475,12 @@ def build_admin(c: Container) -> tuple[Any, list[Any]]:
         lines = []
         for p in paths:
             name = Path(p).name
-            result = c.documents.add_file(
-                collection_id=cid, name=name, path=Path(p), uploader=who.email
-            )
+            try:
+                result = c.documents.add_file(
+                    collection_id=cid, name=name, path=Path(p), uploader=who.email
+                )
+            except LanternError as e:
+                raise gr.Error(str(e)) from None
             c.audit.record(
                 "document.upload",
                 who,
@@ -546,7 +559,10 @@ def build_admin(c: Container) -> tuple[Any, list[Any]]:
 
     def do_create_key(name: str, request: gr.Request) -> str:
         who = admin(c, request)
-        new = c.auth.create_api_key(who.user_id, name or "key")
+        try:
+            new = c.auth.create_api_key(who.user_id, name or "key")
+        except LanternError as e:
+            raise gr.Error(str(e)) from None
         c.audit.record("api_key.create", who, target_type="api_key", target_id=new.id)
         return f"New key **{html.escape(new.name)}** (id `{new.id}`), shown once:\n\n`{new.key}`"
 
@@ -566,9 +582,12 @@ def build_admin(c: Container) -> tuple[Any, list[Any]]:
     def do_audit(act: str, out: str, request: gr.Request) -> list[list[Any]]:
         admin(c, request)
         emails = {u.id: u.email for u in c.auth.list_users()}
-        events = c.audit.query(
-            AuditQuery(action=act.strip() or None, outcome=out or None, limit=200)
-        )
+        try:
+            events = c.audit.query(
+                AuditQuery(action=act.strip() or None, outcome=out or None, limit=200)
+            )
+        except LanternError as e:
+            raise gr.Error(str(e)) from None
         return [
             [
                 str(e.at)[:19],

@@ -11,10 +11,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.deps import storable_params
 from app.api.routes import admin, auth, chat, collections, health, openai_compat, search
 from app.api.schemas import COMMON_ERRORS
 from app.api.security import SameOriginWrites, SecurityHeaders, send_error
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        dependencies=[Depends(storable_params)],
     )
     install_error_handlers(app)
     for router in (

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 
+from app import storable
 from app.container import Container
 from app.errors import PermissionDenied, Unauthorized
 from app.services.auth import Principal
@@ -24,6 +26,18 @@ def get_container(request: Request) -> Container:
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def storable_params(request: Request) -> None:
+    """Path and query parameters, like bodies, carry only text every database can
+    store (``app.storable``); anything else is a 422 before any route runs."""
+    params = [("path", k, v) for k, v in request.path_params.items()]
+    params += [("query", k, v) for k, v in request.query_params.multi_items()]
+    for where, name, value in params:
+        if isinstance(value, str) and (reason := storable.problem(value)):
+            raise RequestValidationError(
+                [{"type": "unstorable_text", "loc": (where, name), "msg": reason}]
+            )
 
 
 def api_key_of(request: Request) -> str | None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from app import storable
 
 
 def _utc(at: datetime) -> datetime:
@@ -16,6 +20,27 @@ def _utc(at: datetime) -> datetime:
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 
 
+def _iso_only(value: Any) -> Any:
+    # Lax parsing would read "0.5" as a Unix time; the schema promises an ISO 8601 date-time.
+    if isinstance(value, str) and not re.match(r"\d{4}-\d\d-\d\d", value):
+        raise PydanticCustomError("datetime_iso", "expected an ISO 8601 date-time")
+    return value
+
+
+def whole(value: Any) -> Any:
+    """3.0 as 3: JSON has one kind of number, and to JSON Schema 3.0 is an integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer in a strict request body: 3 or 3.0, never "3" or true.
+JsonInt = Annotated[int, BeforeValidator(whole)]
+
+#: A date-time parameter: ISO 8601 only, as the schema says.
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
 # Character classes spelled out: regex engines disagree on what \s covers (U+0085...).
 #: Control characters (C0, DEL, C1).
 _CTRL = "\\x00-\\x1f\\x7f-\\x9f"
@@ -24,20 +49,86 @@ _BLANK = _CTRL + "\\x20\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\
 EMAIL = f"^[^@{_BLANK}]+@[^@{_BLANK}]+$"
 #: A single-line name: no control characters, at least one visible character.
 NAME = f"^[^{_CTRL}]*[^{_BLANK}][^{_CTRL}]*$"
-#: Free text (a question): at least one visible character.
-TEXT = f"[^{_BLANK}]"
+#: Free text (a question): at least one visible character, and no NUL.
+TEXT = f"^[^\\x00]*[^{_BLANK}][^\\x00]*$"
 
 
 class Model(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+#: What every request string must match, in the schema: no NUL (``app.storable``; a lone
+#: surrogate cannot be in a UTF-8 request at all).
+STORABLE = "^[^\\x00]*$"
+
+
+def _document_storable(schema: dict[str, Any]) -> None:
+    """Put the no-NUL rule into a request model's JSON schema: on every string that has
+    no pattern of its own (those that have one exclude NUL already) and on map keys."""
+    free = not {"pattern", "enum", "const"} & schema.keys() and schema.get("format") != "binary"
+    if schema.get("type") == "string" and free:
+        schema["pattern"] = STORABLE
+    if schema.get("additionalProperties") and "properties" not in schema:  # a map
+        schema.setdefault("propertyNames", {"pattern": STORABLE})
+    for value in schema.values():
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, dict):
+                _document_storable(child)
+
+
+class RequestModel(BaseModel):
+    """A request body. Types are strict, as the schema says (``0`` is not ``false``,
+    ``"5"`` is not ``5``), and every string in its fields, however deep, must be text
+    every database can store (``app.storable``): one rule for all fields, documented in
+    the schema and answered with 422. Undeclared fields are dropped, never stored."""
+
+    model_config = ConfigDict(
+        strict=True, json_schema_extra=lambda schema, _: _document_storable(schema)
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if key in data:
+                # A nested model checks its own declared fields, not its extras.
+                nested = _holds_models(field.annotation)
+                found = storable.find(data[key], (key,), into_mappings=not nested)
+                if found:
+                    raise PydanticCustomError("unstorable_text", storable.describe(*found))
+        return data
+
+
+def _holds_models(annotation: Any) -> bool:
+    """Whether a field's type has a pydantic model in it (``list[Message] | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_models(arg) for arg in get_args(annotation))
+
+
 # -- identity ---------------------------------------------------------------------------
 
 
 class LoginIn(BaseModel):
+    """Not a ``RequestModel``: an e-mail or password that no account can have (a NUL,
+    say) is refused like a wrong password, with 401, not told apart with a 422."""
+
+    model_config = ConfigDict(strict=True)
+
     email: str = Field(max_length=320, examples=["ada@example.com"])
     password: str = Field(max_length=1024, examples=["correct horse battery staple"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unusable_text(cls, data: Any) -> Any:
+        # Emptied, it matches no account (nor any password, which has 10 characters or
+        # more) and takes the same path as any wrong log-in.
+        if isinstance(data, dict):
+            return {k: "" if storable.find(v) else v for k, v in data.items()}
+        return data
 
 
 class UserOut(Model):
@@ -59,7 +150,7 @@ class MeOut(BaseModel):
     group_ids: list[str]
 
 
-class UserIn(BaseModel):
+class UserIn(RequestModel):
     email: str = Field(max_length=320, pattern=EMAIL, examples=["grace@example.com"])
     name: str = Field(default="", max_length=200, examples=["Grace Hopper"])
     password: str | None = Field(
@@ -71,14 +162,14 @@ class UserIn(BaseModel):
     role: Literal["admin", "member"] = "member"
 
 
-class UserPatch(BaseModel):
+class UserPatch(RequestModel):
     name: str | None = Field(default=None, max_length=200)
     role: Literal["admin", "member"] | None = None
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=10, max_length=1024)
 
 
-class GroupIn(BaseModel):
+class GroupIn(RequestModel):
     name: str = Field(min_length=1, max_length=200, pattern=NAME, examples=["engineering"])
 
 
@@ -88,11 +179,11 @@ class GroupOut(BaseModel):
     member_ids: list[str]
 
 
-class MembersIn(BaseModel):
+class MembersIn(RequestModel):
     user_ids: list[str] = Field(max_length=10_000)
 
 
-class ApiKeyIn(BaseModel):
+class ApiKeyIn(RequestModel):
     name: str = Field(
         min_length=1, max_length=200, pattern=NAME, examples=["intranet search widget"]
     )
@@ -121,12 +212,12 @@ class NewApiKeyOut(BaseModel):
 # -- collections and documents ----------------------------------------------------------
 
 
-class CollectionIn(BaseModel):
+class CollectionIn(RequestModel):
     name: str = Field(min_length=1, max_length=200, pattern=NAME, examples=["HR policies"])
     description: str = Field(default="", max_length=2000)
 
 
-class CollectionPatch(BaseModel):
+class CollectionPatch(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NAME)
     description: str | None = Field(default=None, max_length=2000)
 
@@ -146,7 +237,7 @@ class CollectionOut(BaseModel):
     access: Literal["read", "write"] = Field(description="What the caller may do with it.")
 
 
-class GrantsIn(BaseModel):
+class GrantsIn(RequestModel):
     grants: dict[str, Literal["read", "write"]] = Field(
         description="Group id to access; replaces the collection's grants.",
         examples=[{"3f2a...": "read"}],
@@ -185,11 +276,11 @@ class UploadOut(BaseModel):
 # -- search and chat --------------------------------------------------------------------
 
 
-class SearchIn(BaseModel):
+class SearchIn(RequestModel):
     query: str = Field(
         min_length=1, max_length=4000, pattern=TEXT, examples=["vacation carry over"]
     )
-    k: int = Field(default=8, ge=1, le=50)
+    k: JsonInt = Field(default=8, ge=1, le=50)
     collection_ids: list[str] | None = Field(
         default=None, description="Search these (each must be readable); default: all readable."
     )
@@ -206,14 +297,14 @@ class SearchHitOut(BaseModel):
     score: float
 
 
-class ChatIn(BaseModel):
+class ChatIn(RequestModel):
     title: str = Field(default="", max_length=200)
     collection_ids: list[str] = Field(
         default_factory=list, description="Collections to search; empty: all readable."
     )
 
 
-class ChatPatch(BaseModel):
+class ChatPatch(RequestModel):
     title: str | None = Field(default=None, min_length=1, max_length=200, pattern=NAME)
     collection_ids: list[str] | None = None
 
@@ -250,7 +341,7 @@ class MessageOut(Model):
     created_at: Timestamp
 
 
-class AskIn(BaseModel):
+class AskIn(RequestModel):
     question: str = Field(
         min_length=1,
         max_length=4000,
@@ -272,8 +363,62 @@ class AnswerOut(BaseModel):
     notice: str | None
 
 
-class FeedbackIn(BaseModel):
-    rating: Literal[1, -1] = Field(description="1: thumbs up, -1: thumbs down.")
+class TokenEvent(BaseModel):
+    """``token``: a piece of the answer as it is generated."""
+
+    text: str
+
+
+class DoneEvent(BaseModel):
+    """``done``: the stored answer's ids, how it ended, and its timings."""
+
+    message_id: str
+    question_message_id: str | None
+    abstained: bool
+    finish_reason: str
+    notice: str | None
+    timings: dict[str, float]
+
+
+def sse_event(name: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The schema of one server-sent event: its name, and JSON data matching ``data``
+    (the shape schemathesis and Open API 3.1 give an event stream's ``schema``)."""
+    event: dict[str, Any] = {"type": "string", "const": name or "message"}
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": event,
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+    }
+
+
+def _ref(model: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model}"}
+
+
+#: Each event of an answer stream (``stream: true``).
+ANSWER_EVENT = {
+    "oneOf": [
+        sse_event("token", TokenEvent.model_json_schema()),
+        sse_event("citations", {"type": "array", "items": _ref("CitationOut")}),
+        sse_event("done", DoneEvent.model_json_schema()),
+        sse_event("error", _ref("ErrorOut")),
+    ]
+}
+
+
+class FeedbackIn(RequestModel):
+    rating: Annotated[Literal[1, -1], BeforeValidator(whole)] = Field(
+        description="1: thumbs up, -1: thumbs down."
+    )
     comment: str = Field(default="", max_length=4000)
 
 

@@ -17,9 +17,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from app import storable
 from app.cli.common import console, short
 from app.container import Container
 from app.db.models import JobStatus
+from app.errors import UnstorableText
 from app.services.documents import AddResult
 
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
@@ -53,7 +55,12 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
 def queue_files(c: Container, collection_id: str, files: list[tuple[Path, str]]) -> list[Outcome]:
     out: list[Outcome] = []
     for path, name in files:
-        result = c.documents.add_file(collection_id=collection_id, name=name, path=path)
+        try:
+            result = c.documents.add_file(collection_id=collection_id, name=name, path=path)
+        except UnstorableText as e:  # a file name that is not UTF-8: skip it, say so
+            reason = f"{e}; rename the file"
+            out.append(Outcome(storable.repaired(name), AddResult("", None, "rejected", reason)))
+            continue
         out.append(Outcome(name, result))
         c.wake_workers()
     return out

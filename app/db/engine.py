@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from app import storable
+from app.errors import UnstorableText
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -17,6 +22,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable_text)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -33,3 +39,31 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _refuse_unstorable_text(
+    conn: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """Refuse text no database can store (``app.storable``) before it reaches the driver, in
+    writes and look-ups alike, so SQLite answers exactly as PostgreSQL does and every
+    entry point (API, UI, CLI, workers) gets the same ``UnstorableText``."""
+    names = getattr(getattr(context, "compiled", None), "positiontup", None) or ()
+    for row in parameters if executemany else [parameters]:
+        items = row.items() if isinstance(row, Mapping) else enumerate(row or ())
+        for key, value in items:
+            if isinstance(value, str) and (reason := storable.problem(value)):
+                if isinstance(key, int):
+                    key = names[key] if key < len(names) else "text"
+                raise UnstorableText(f"{_field(str(key))}: {reason}")
+
+
+def _field(bind_name: str) -> str:
+    # Bind parameters are named after their column, numbered in WHERE clauses (email_1)
+    # and in batched inserts (name__0).
+    name = re.sub(r"_+\d+$", "", bind_name)
+    return {"pk": "id", "param": "text"}.get(name, name)

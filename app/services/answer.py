@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import storable
 from app.db.models import Chunk, Page
 from app.services.search import SearchResult, SearchService
 from llm.base import ChatMessage, ChatModel, ChatRequest, GenerationParams, Source
@@ -129,6 +130,9 @@ class AnswerService:
         collection_ids: Collection[str] | None = None,
         history: Sequence[ChatMessage] = (),
     ) -> Iterator[AnswerEvent]:
+        # Not stored, but the tokenizer and the model cannot take a lone surrogate
+        # either: the same refusal as for stored text.
+        storable.check(question=question, history=[m.content for m in history])
         opts = self.options
         timings: dict[str, float] = {}
         started = time.perf_counter()

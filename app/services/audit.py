@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import storable
 from app.db.audit import AuditEvent
 from app.db.identity import User
 from app.services.auth import Principal
@@ -58,10 +59,11 @@ class AuditLog:
                         via=via or (who.via if who else "system"),
                         action=action,
                         target_type=target_type,
-                        target_id=target_id,
+                        # Whatever a caller sent (a bad log-in e-mail), the event is kept.
+                        target_id=storable.repaired(target_id),
                         outcome=outcome,
                         ip=ip,
-                        details=details or {},
+                        details=storable.repaired(details or {}),
                     )
                 )
         except Exception:

@@ -17,6 +17,7 @@ from pwdlib import PasswordHash
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import storable
 from app.db.identity import ApiKey, AuthSession, GroupMember, Role, User
 from app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 
@@ -172,6 +173,10 @@ class AuthService:
             email = normalise_email(email)
         except InvalidInput:
             email = ""  # not an address: no such user, refused the same way
+        if storable.problem(password):
+            # No account has it (passwords are checked when set), and a lone surrogate
+            # cannot even be hashed: refused like any wrong password, taking as long.
+            email, password = "", "unusable password"
         with self.sessions() as s:
             user = s.scalar(select(User).where(User.email == email)) if email else None
         if user is None or not user.password_hash:
@@ -295,6 +300,7 @@ def _active_admins(s: Session) -> int:
 
 
 def normalise_email(email: str) -> str:
+    storable.check(email=email)
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320:
         raise InvalidInput(f"{email!r} is not an e-mail address")
@@ -303,5 +309,6 @@ def normalise_email(email: str) -> str:
 
 def check_password_strength(password: str) -> None:
     """Length is what makes a password strong (NIST SP 800-63B): no composition rules."""
+    storable.check(password=password)  # a lone surrogate cannot be hashed; NUL: one rule
     if len(password) < MIN_PASSWORD_CHARS:
         raise InvalidInput(f"passwords need at least {MIN_PASSWORD_CHARS} characters")

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
+from app import storable
 from app.db.models import (
     Chunk,
     Document,
@@ -38,6 +39,14 @@ class AddResult:
     reason: str | None = None
 
 
+def upload_name(filename: str | None) -> str:
+    """The name an uploaded file is kept under: its base name without the client's
+    folders, at most 500 characters; ``UnstorableText`` if it is not storable text."""
+    name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:500] or "upload"
+    storable.check(**{"file name": name})
+    return name
+
+
 class DocumentService:
     def __init__(
         self,
@@ -56,6 +65,7 @@ class DocumentService:
         """Queue ``data`` for ingestion as ``name``. Identical content already in the
         collection is not processed again; a changed file becomes a new version
         that replaces the old one once it is ready."""
+        storable.check(name=name)  # before the blob is written
         if len(data) > self.max_bytes:
             return self.reject_too_large(
                 collection_id=collection_id, name=name, size=len(data), uploader=uploader

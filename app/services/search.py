@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import storable
 from app.db.models import Chunk, Collection, Document, DocumentStatus
 from retrieval.hybrid import HybridRetriever, Mode
 
@@ -77,6 +78,7 @@ class SearchService:
     ) -> tuple[list[SearchResult], float | None]:
         """Like ``search``, plus the cosine of the closest chunk (None in bm25 mode, which
         has no such signal): what the answer service abstains on."""
+        storable.check(query=query)  # the tokenizer cannot encode a lone surrogate
         if not query.strip() or k <= 0:
             return [], 0.0
         result = self._retriever().retrieve(

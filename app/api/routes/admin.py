@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Query, Request
 
 from app.api.deps import AdminUser, ContainerDep, client_ip
-from app.api.schemas import AuditOut, GroupIn, GroupOut, MembersIn, UserIn, UserOut, UserPatch
+from app.api.schemas import (
+    AuditOut,
+    GroupIn,
+    GroupOut,
+    IsoDatetime,
+    MembersIn,
+    UserIn,
+    UserOut,
+    UserPatch,
+)
 from app.services.audit import AuditQuery
 
 router = APIRouter(tags=["admin"])
@@ -106,8 +113,8 @@ def audit_log(
     action: str | None = Query(default=None, examples=["login"]),
     target_id: str | None = None,
     outcome: str | None = Query(default=None, examples=["denied"]),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDatetime | None = None,
+    until: IsoDatetime | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[AuditOut]:

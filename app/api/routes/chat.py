@@ -14,6 +14,7 @@ from starlette.concurrency import iterate_in_threadpool
 
 from app.api.deps import ContainerDep, CurrentUser, client_ip
 from app.api.schemas import (
+    ANSWER_EVENT,
     AnswerOut,
     AskIn,
     ChatIn,
@@ -85,7 +86,7 @@ def history(chat_id: str, who: CurrentUser, c: ContainerDep) -> list[MessageOut]
     response_model=AnswerOut,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": ANSWER_EVENT}},
             "description": "With `stream: true`: " + STREAM_DOC,
         }
     },

@@ -23,6 +23,7 @@ from app.container import Container
 from app.db.models import Collection, Document, IngestionJob, JobStatus
 from app.errors import InvalidInput, NotFound
 from app.services.auth import Principal
+from app.services.documents import upload_name
 
 router = APIRouter(tags=["collections"])
 docs_router = APIRouter(tags=["documents"])
@@ -202,9 +203,9 @@ async def upload_documents(
     limit = c.settings.server.max_files_per_upload
     if len(files) > limit:
         raise InvalidInput(f"at most {limit} files per upload")
+    names = [upload_name(f.filename) for f in files]  # all refused before any is queued
     out: list[UploadOut] = []
-    for f in files:
-        name = (f.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:500] or "upload"
+    for f, name in zip(files, names, strict=True):
         data = bytearray()
         too_large = False
         while chunk := await f.read(READ_CHUNK):
@@ -266,7 +267,15 @@ def get_document(document_id: str, who: CurrentUser, c: ContainerDep) -> Documen
 @docs_router.get(
     "/documents/{document_id}/file",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file."}},
+    responses={
+        200: {
+            "description": "The file, as uploaded; text of any kind as text/plain.",
+            "content": {
+                "*/*": {"schema": {"type": "string", "format": "binary"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    },
 )
 def document_file(document_id: str, who: CurrentUser, c: ContainerDep) -> Response:
     """The uploaded file itself, to open at a cited page (PDFs: add ``#page=N``)."""

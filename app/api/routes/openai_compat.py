@@ -17,15 +17,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool
 
 from app.api.deps import ContainerDep, CurrentUser, client_ip
-from app.api.schemas import CitationOut
+from app.api.schemas import CitationOut, RequestModel, sse_event, whole
 from app.container import Container
 from app.errors import InvalidInput, NotFound, error_body
 from app.services.answer import Answer, AnswerEvent
@@ -52,20 +52,29 @@ class ModelList(BaseModel):
     data: list[ModelOut]
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ContentPart(RequestModel):
+    """A part of a message; only ``text`` parts are read (images and the rest are not)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: str = Field(examples=["text"])
+    text: str | None = None
+
+
+class Message(RequestModel):
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
 
 
-class CompletionIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class CompletionIn(RequestModel):
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(examples=["lantern"])
     messages: list[Message] = Field(min_length=1, max_length=200)
     stream: bool = False
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Annotated[int, Field(ge=1), BeforeValidator(whole)] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
 
 
@@ -93,10 +102,10 @@ def _scope(c: Container, who: Principal, model: str) -> list[str]:
     raise NotFound(f"no model {model!r}; GET /v1/models lists yours")
 
 
-def _text(content: str | list[dict[str, Any]] | None) -> str:
+def _text(content: str | list[ContentPart] | None) -> str:
     if content is None or isinstance(content, str):
         return content or ""
-    return " ".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    return " ".join(p.text or "" for p in content if p.type == "text")
 
 
 def _finish(answer: Answer) -> str:
@@ -119,12 +128,49 @@ def _extension(answer: Answer) -> dict[str, Any]:
     }
 
 
+_CITATIONS = {"type": "array", "items": {"$ref": "#/components/schemas/CitationOut"}}
+_CHUNK = {
+    "type": "object",
+    "required": ["id", "object", "created", "model", "choices"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "chat.completion.chunk"},
+        "created": {"type": "integer"},
+        "model": {"type": "string"},
+        "choices": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "delta", "finish_reason"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "delta": {"type": "object"},
+                    "finish_reason": {"enum": ["stop", "length", None]},
+                },
+            },
+        },
+        "citations": _CITATIONS,
+        "lantern": {"type": "object"},
+    },
+}
+#: Each event of a completion stream: a chunk (or an error), and last ``[DONE]``.
+COMPLETION_EVENT = {
+    "if": {"properties": {"data": {"const": "[DONE]"}}},
+    "then": {"properties": {"event": {"const": "message"}}},
+    "else": sse_event(None, {"anyOf": [_CHUNK, {"$ref": "#/components/schemas/ErrorOut"}]}),
+}
+
+
 @router.post(
     "/chat/completions",
     responses={
         200: {
             "description": "A chat.completion, or with `stream: true` a stream of "
-            "chat.completion.chunk events ending in `data: [DONE]`."
+            "chat.completion.chunk events ending in `data: [DONE]`.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/event-stream": {"schema": COMPLETION_EVENT},
+            },
         }
     },
 )
