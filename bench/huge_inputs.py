@@ -148,6 +148,7 @@ def child(path: str, fake_model: bool) -> None:
 
         import numpy as np
 
+        from retrieval.embedders import onnx_embedder
         from retrieval.embedders.onnx_embedder import OnnxEmbedder
 
         def run(self: OnnxEmbedder, batch: dict[str, list[list[int]]]) -> np.ndarray:
@@ -159,6 +160,8 @@ def child(path: str, fake_model: bool) -> None:
             return np.asarray(rows, dtype=np.float32)
 
         OnnxEmbedder._run = run  # type: ignore[method-assign,assignment]
+        # Else the load-time check against torch fails and torch embeds for real.
+        onnx_embedder._worst_cosine = lambda candidate, reference: 1.0
     from app.cli.main import main
 
     sys.argv = ["lantern", "ingest", path, "--no-progress", "--workers", "1"]
@@ -227,7 +230,7 @@ def ingest(path: Path, *, models: Path, fake_model: bool, cap: int) -> dict[str,
             "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
             "PYTHONPATH": str(REPO),
         }
-        cmd = [sys.executable, __file__, "--child", str(path)]
+        cmd = [sys.executable, __file__, str(path.parent), "--child", str(path)]
         if fake_model:
             cmd.append("--fake")
         code, seconds, rss, killed = peak_rss_of(cmd, env, cap)
