@@ -4,6 +4,13 @@ A chunk never crosses a page or a section boundary, is measured in the embedding
 model's own tokens, and its text is exactly ``page.text[char_start:char_end]``,
 so a citation can always be traced to a span of its page.
 
+A chunk is bounded in characters as well as in tokens (``max_chars``): the
+tokenizer turns a run of more than 100 characters without whitespace into a
+single ``[UNK]``, so a token budget alone once let one 94 MB "word" become one
+chunk. Pages are tokenized in bounded windows and chunks come out in batches
+(``batches``), so a huge document never has all its tokens or chunk texts in
+memory at once.
+
 Why not langchain's RecursiveCharacterTextSplitter: it re-finds each chunk's start
 with ``str.find`` after stripping whitespace, which mislocates repeated passages,
 and it knows nothing of pages or headings; the tokenizer's own offset mapping
@@ -14,14 +21,36 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
+from ingestion._tokens import TokenStream
 from ingestion.parsers.base import Element, ParsedDocument
 from retrieval.embedders.base import Tokenizer
 
 # Where a long paragraph prefers to be cut: after a sentence end or a line break.
 _BOUNDARY = re.compile(r"(?:[.!?;:](?=\s)|[。！？；]|\n)")
+_NON_SPACE = re.compile(r"\S")
+_END = itemgetter(1)
+
+#: A chunk may average this many characters per token before its character bound
+#: cuts it: generous (English prose averages ~4.5, code and numbers fewer), so only
+#: text the tokenizer barely splits (long runs without whitespace) reaches the bound.
+CHARS_PER_TOKEN = 12
+#: The character bound's ceiling, whatever the token budget.
+MAX_CHUNK_CHARS = 32_768
+#: Characters per tokenizer call: short elements are tokenized together up to this
+#: much text, a longer element a window of this size at a time.
+TOKENIZE_CHARS = 256 * 1024
+#: Chunks per batch from ``Chunker.batches``.
+BATCH_CHUNKS = 256
+
+
+def chunk_char_limit(max_tokens: int) -> int:
+    """The default character bound of a chunk of at most ``max_tokens`` tokens."""
+    return min(max_tokens * CHARS_PER_TOKEN, MAX_CHUNK_CHARS)
 
 
 @dataclass(frozen=True)
@@ -63,54 +92,118 @@ class _Unit:
 
 
 class Chunker:
-    """Packs a parsed document's elements into chunks of at most ``max_tokens``."""
+    """Packs a parsed document's elements into chunks of at most ``max_tokens`` tokens
+    and ``max_chars`` characters (default: ``chunk_char_limit(max_tokens)``)."""
 
-    def __init__(self, tokenizer: Tokenizer, *, max_tokens: int = 256, overlap_tokens: int = 32):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        *,
+        max_tokens: int = 256,
+        overlap_tokens: int = 32,
+        max_chars: int | None = None,
+    ):
         if overlap_tokens >= max_tokens:
             raise ValueError("overlap_tokens must be smaller than max_tokens")
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
+        self.max_chars = chunk_char_limit(max_tokens) if max_chars is None else max_chars
+        if self.max_chars < 1:
+            raise ValueError("max_chars must be positive")
 
     def chunk(self, doc: ParsedDocument) -> list[ChunkDraft]:
-        units = self._units(doc)
-        spans: list[tuple[int, int, int, tuple[str, ...]]] = []
-        for group in self._groups(units):
-            spans.extend(self._pack(group))
+        return [c for batch in self.batches(doc) for c in batch]
+
+    def batches(
+        self, doc: ParsedDocument, *, size: int = BATCH_CHUNKS
+    ) -> Iterator[list[ChunkDraft]]:
+        """The chunks of ``doc`` in order, at most ``size`` at a time."""
+        pending: list[tuple[int, int, int, tuple[str, ...]]] = []
+        ordinal = 0
+        for group in self._groups(self._units(doc)):
+            pending.extend(self._pack(group))
+            while len(pending) >= size:
+                yield self._drafts(doc, pending[:size], ordinal)
+                del pending[:size]
+                ordinal += size
+        if pending:
+            yield self._drafts(doc, pending, ordinal)
+
+    def _drafts(
+        self, doc: ParsedDocument, spans: list[tuple[int, int, int, tuple[str, ...]]], first: int
+    ) -> list[ChunkDraft]:
         texts = [doc.pages[p - 1].text[s:e] for p, s, e, _ in spans]
         counts = [len(t) for t in self.tokenizer.token_spans(texts)]
         return [
-            ChunkDraft(i, text, p, path, s, e, n)
+            ChunkDraft(first + i, text, p, path, s, e, n)
             for i, ((p, s, e, path), text, n) in enumerate(zip(spans, texts, counts, strict=True))
         ]
 
     # -- units: elements, with over-long ones cut into overlapping pieces -------------
 
-    def _units(self, doc: ParsedDocument) -> list[_Unit]:
-        elements = [e for e in doc.elements if doc.element_text(e).strip()]
-        token_spans = self.tokenizer.token_spans([doc.element_text(e) for e in elements])
-        units: list[_Unit] = []
-        for el, toks in zip(elements, token_spans, strict=True):
-            if len(toks) <= self.max_tokens:
-                units.append(self._unit(el, el.start, el.end, len(toks), piece=False))
+    def _units(self, doc: ParsedDocument) -> Iterator[_Unit]:
+        batch: list[Element] = []
+        chars = 0
+        for el in doc.elements:
+            text = doc.pages[el.page - 1].text
+            if not _NON_SPACE.search(text, el.start, el.end):
                 continue
-            text = doc.element_text(el)
-            for a, b, n in self._split(text, toks):
-                units.append(self._unit(el, el.start + a, el.start + b, n, piece=True))
-        return units
+            if el.end - el.start > TOKENIZE_CHARS:
+                yield from self._batch_units(doc, batch)
+                batch, chars = [], 0
+                stream = TokenStream(
+                    self.tokenizer,
+                    text,
+                    el.start,
+                    el.end,
+                    window=TOKENIZE_CHARS,
+                    piece=self.max_chars,
+                )
+                for a, b, n in self._split(text, stream):
+                    yield self._unit(el, a, b, n, piece=True)
+                continue
+            batch.append(el)
+            chars += el.end - el.start
+            if chars >= TOKENIZE_CHARS:
+                yield from self._batch_units(doc, batch)
+                batch, chars = [], 0
+        yield from self._batch_units(doc, batch)
+
+    def _batch_units(self, doc: ParsedDocument, elements: list[Element]) -> Iterator[_Unit]:
+        """Units of elements short enough to tokenize in one call."""
+        if not elements:
+            return
+        token_spans = self.tokenizer.token_spans([doc.element_text(e) for e in elements])
+        for el, toks in zip(elements, token_spans, strict=True):
+            if len(toks) <= self.max_tokens and el.end - el.start <= self.max_chars:
+                yield self._unit(el, el.start, el.end, len(toks), piece=False)
+                continue
+            stream = TokenStream.of(
+                [(el.start + a, el.start + b) for a, b in toks], piece=self.max_chars
+            )
+            for a, b, n in self._split(doc.pages[el.page - 1].text, stream):
+                yield self._unit(el, a, b, n, piece=True)
 
     @staticmethod
     def _unit(el: Element, start: int, end: int, tokens: int, *, piece: bool) -> _Unit:
         return _Unit(el.page, start, end, tokens, el.section_path, el.kind == "heading", piece)
 
-    def _split(self, text: str, toks: Sequence[tuple[int, int]]) -> list[tuple[int, int, int]]:
-        """Windows of at most max_tokens tokens, cut at sentence ends where possible."""
-        pieces: list[tuple[int, int, int]] = []
-        i, n = 0, len(toks)
-        while i < n:
-            j = min(i + self.max_tokens, n)
+    def _split(self, text: str, toks: TokenStream) -> Iterator[tuple[int, int, int]]:
+        """Windows of at most max_tokens tokens and max_chars characters (offsets into
+        ``text``), cut at sentence ends where possible, neighbours overlapping."""
+        i = 0
+        while toks.has(i):
+            toks.has(i + self.max_tokens)  # tokenize as far as this window can reach
+            spans, offset = toks.view()
+            # The longest run of tokens from i within both budgets (at least one token:
+            # the stream cuts any token longer than max_chars).
+            hi = min(i + self.max_tokens, offset + len(spans)) - offset
+            limit = spans[i - offset][0] + self.max_chars
+            j = max(bisect_right(spans, limit, i - offset + 1, hi, key=_END) + offset, i + 1)
             start_char, end_char = toks[i][0], toks[j - 1][1]
-            if j < n:
+            more = toks.has(j)
+            if more:
                 # Prefer the last sentence boundary in the window's final 40%.
                 floor = toks[i + int((j - i) * 0.6)][0]
                 cut = None
@@ -122,17 +215,19 @@ class Chunker:
                         k += 1
                     if k > i:
                         j, end_char = k, toks[k - 1][1]
-            pieces.append((start_char, end_char, j - i))
-            if j >= n:
+            yield start_char, end_char, j - i
+            if not more:
                 break
-            i = max(j - self.overlap_tokens, i + 1)
-        return pieces
+            nxt = max(j - self.overlap_tokens, i + 1)
+            if toks[j][1] - toks[nxt][0] > self.max_chars:
+                nxt = j  # with the overlap, the next window could not reach past this one
+            toks.release(nxt)
+            i = nxt
 
     # -- groups: runs of units on one page under one heading --------------------------
 
     @staticmethod
-    def _groups(units: list[_Unit]) -> list[list[_Unit]]:
-        groups: list[list[_Unit]] = []
+    def _groups(units: Iterable[_Unit]) -> Iterator[list[_Unit]]:
         current: list[_Unit] = []
         for u in units:
             if current and (u.page, u.section_path) != (current[-1].page, current[-1].section_path):
@@ -140,12 +235,11 @@ class Chunker:
                 if all(x.heading for x in current) and u.page == current[-1].page:
                     current.append(u)
                     continue
-                groups.append(current)
+                yield current
                 current = []
             current.append(u)
         if current:
-            groups.append(current)
-        return groups
+            yield current
 
     def _pack(self, group: list[_Unit]) -> list[tuple[int, int, int, tuple[str, ...]]]:
         path = group[-1].section_path
@@ -153,7 +247,9 @@ class Chunker:
         chunk: list[_Unit] = []
         tokens = 0
         for u in group:
-            if chunk and tokens + u.tokens > self.max_tokens:
+            if chunk and (
+                tokens + u.tokens > self.max_tokens or u.end - chunk[0].start > self.max_chars
+            ):
                 out.append((chunk[0].page, chunk[0].start, chunk[-1].end, path))
                 chunk, tokens = self._overlap(chunk, u)
             chunk.append(u)
@@ -169,7 +265,10 @@ class Chunker:
         for u in reversed(previous):
             if u.piece or nxt.piece or tokens + u.tokens > self.overlap_tokens:
                 break
-            if tokens + u.tokens + nxt.tokens > self.max_tokens:
+            if (
+                tokens + u.tokens + nxt.tokens > self.max_tokens
+                or nxt.end - u.start > self.max_chars
+            ):
                 break
             carried.insert(0, u)
             tokens += u.tokens

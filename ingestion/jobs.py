@@ -2,9 +2,11 @@
 
 Storage of jobs and documents is behind ``JobStore`` (implemented by ``app`` on
 SQLAlchemy), so this module knows no database. The order of writes makes a
-crash at any point recoverable: chunks are saved while the document is still
-``processing`` (invisible), vectors are written and flushed, and only then one
-transaction marks the document ready and removes the version it replaces.
+crash at any point recoverable: pages, then chunks and their vectors a batch at
+a time, are saved while the document is still ``processing`` (invisible); the
+indexes are flushed, and only then one transaction marks the document ready and
+removes the version it replaces. So a huge document is never held in memory as
+a whole list of chunks and vectors, and still becomes searchable all at once.
 """
 
 from __future__ import annotations
@@ -46,16 +48,12 @@ class JobStore(Protocol):
     def set_stage(self, job_id: str, stage: str, progress: float) -> None:
         """Record stage and progress (and a heartbeat); raise JobCancelled if cancelled."""
 
-    def save_chunks(
-        self,
-        spec: JobSpec,
-        *,
-        mime: str,
-        parsed: ParsedDocument,
-        chunks: list[ChunkDraft],
-        chunk_ids: list[str],
-    ) -> None:
-        """Store pages and chunks; the document stays invisible to search."""
+    def save_pages(self, spec: JobSpec, *, mime: str, parsed: ParsedDocument) -> None:
+        """Replace the document's pages (and drop chunks of an earlier attempt); the
+        document stays invisible to search. Raise JobCancelled if it was deleted."""
+
+    def add_chunks(self, spec: JobSpec, *, chunks: list[ChunkDraft], chunk_ids: list[str]) -> None:
+        """Store one batch of chunks, still invisible. Raise JobCancelled if deleted."""
 
     def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
         """Publish the document atomically; return ids of replaced versions (now deleted).
@@ -118,42 +116,48 @@ class JobRunner:
             log.info("job %s done in %.2fs", job_id, time.perf_counter() - started)
 
     def _run(self, spec: JobSpec) -> None:
-        data = self.blobs.get(spec.sha256)
-
         def progress(stage: str, fraction: float) -> None:
             self.store.set_stage(spec.job_id, stage, fraction)
 
-        prepared = self.pipeline.prepare(data, filename=spec.filename, progress=progress)
-        timings = prepared.timings
+        upload = self.pipeline.parse(
+            self.blobs.get(spec.sha256), filename=spec.filename, progress=progress
+        )
+        timings = upload.timings
+        t = time.perf_counter()
+        self.store.save_pages(spec, mime=upload.mime, parsed=upload.parsed)
+        # A crashed earlier attempt may have left entries behind.
+        self.vectors.delete_documents([spec.document_id])
+        if self.lexical is not None:
+            self.lexical.delete_documents([spec.document_id])
+        index = time.perf_counter() - t
+        title = upload.parsed.title
+        for batch in self.pipeline.batches(upload, progress=progress):
+            t = time.perf_counter()
+            ids = [chunk_id(spec.document_id, c.ordinal, c.content_hash) for c in batch.chunks]
+            self.store.add_chunks(spec, chunks=batch.chunks, chunk_ids=ids)
+            self.vectors.upsert(
+                [
+                    VectorRecord(cid, spec.document_id, spec.collection_id, batch.vectors[i])
+                    for i, cid in enumerate(ids)
+                ]
+            )
+            if self.lexical is not None:
+                self.lexical.upsert(
+                    [
+                        LexicalRecord(
+                            cid, spec.document_id, spec.collection_id, c.embedding_text(title)
+                        )
+                        for c, cid in zip(batch.chunks, ids, strict=True)
+                    ]
+                )
+            index += time.perf_counter() - t
 
         progress("index", STAGE_SPAN["index"][0])
         t = time.perf_counter()
-        ids = [chunk_id(spec.document_id, c.ordinal, c.content_hash) for c in prepared.chunks]
-        self.store.save_chunks(
-            spec, mime=prepared.mime, parsed=prepared.parsed, chunks=prepared.chunks, chunk_ids=ids
-        )
-        # A crashed earlier attempt may have left entries behind.
-        self.vectors.delete_documents([spec.document_id])
-        self.vectors.upsert(
-            [
-                VectorRecord(cid, spec.document_id, spec.collection_id, prepared.vectors[i])
-                for i, cid in enumerate(ids)
-            ]
-        )
         self.vectors.flush()
         if self.lexical is not None:
-            title = prepared.parsed.title
-            self.lexical.delete_documents([spec.document_id])
-            self.lexical.upsert(
-                [
-                    LexicalRecord(
-                        cid, spec.document_id, spec.collection_id, c.embedding_text(title)
-                    )
-                    for c, cid in zip(prepared.chunks, ids, strict=True)
-                ]
-            )
             self.lexical.flush()
-        timings["index"] = time.perf_counter() - t
+        timings["index"] = index + time.perf_counter() - t
         replaced = self.store.mark_ready(spec, timings=timings)
         if replaced:
             self._drop_vectors(*replaced)

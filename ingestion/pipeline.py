@@ -1,15 +1,19 @@
 """The CPU side of ingestion: bytes -> parsed pages -> chunks -> vectors.
 
 Pure with respect to storage: it reads nothing and writes nothing, so the job
-runner decides when results become durable and visible.
+runner decides when results become durable and visible. Chunks and their vectors
+come out a batch at a time (``batches``), so the job runner can store each batch
+and let it go: memory does not grow with the document's chunk count.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ingestion.chunking import ChunkDraft, Chunker
 from ingestion.detect import detect_type
@@ -30,6 +34,24 @@ STAGE_SPAN: dict[str, tuple[float, float]] = {
 
 ProgressFn = Callable[[str, float], None]
 """``progress(stage, overall_fraction)``; may raise to cancel the job."""
+
+
+@dataclass
+class ParsedUpload:
+    """An upload parsed and checked to hold text; ``timings`` gains a key per stage."""
+
+    filename: str
+    mime: str
+    parsed: ParsedDocument
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbeddedBatch:
+    """Consecutive chunks of a document and one vector per chunk, in order."""
+
+    chunks: list[ChunkDraft]
+    vectors: Matrix
 
 
 @dataclass
@@ -59,31 +81,63 @@ class IngestionPipeline:
         if size > self.max_bytes:
             raise file_too_large(size, self.max_bytes)
 
-    def prepare(self, data: bytes, *, filename: str, progress: ProgressFn) -> PreparedDocument:
-        timings: dict[str, float] = {}
+    def parse(self, data: bytes, *, filename: str, progress: ProgressFn) -> ParsedUpload:
+        """Detect and parse; ``EmptyDocument`` when no text comes out."""
         self.check_size(len(data))
-
         progress("parse", STAGE_SPAN["parse"][0])
         t = time.perf_counter()
         detected = detect_type(data, filename)
         parsed = self.parsers.get(detected.mime).parse(data, filename=filename)
         if not any(p.text.strip() for p in parsed.pages):
             raise EmptyDocument(f"no text could be extracted from {filename}")
-        timings["parse"] = time.perf_counter() - t
+        return ParsedUpload(filename, detected.mime, parsed, {"parse": time.perf_counter() - t})
 
-        progress("chunk", STAGE_SPAN["chunk"][0])
-        t = time.perf_counter()
-        chunks = self.chunker.chunk(parsed)
-        if not chunks:
-            raise EmptyDocument(f"{filename} contains no indexable text")
-        timings["chunk"] = time.perf_counter() - t
-
+    def batches(self, upload: ParsedUpload, *, progress: ProgressFn) -> Iterator[EmbeddedBatch]:
+        """Chunk and embed a batch of chunks at a time, adding up the "chunk" and
+        "embed" timings; ``EmptyDocument`` when the document yields no chunk."""
+        parsed, timings = upload.parsed, upload.timings
+        timings["chunk"] = timings["embed"] = 0.0
+        # Progress is the share of the document's text chunked and embedded so far.
+        page_starts = [0]
+        for page in parsed.pages:
+            page_starts.append(page_starts[-1] + len(page.text))
+        total = max(page_starts[-1], 1)
         lo, hi = STAGE_SPAN["embed"]
-        progress("embed", lo)
-        t = time.perf_counter()
-        texts = [c.embedding_text(parsed.title) for c in chunks]
-        vectors = self.embedder.embed_documents(
-            texts, progress=lambda done, total: progress("embed", lo + (hi - lo) * done / total)
+        progress("chunk", STAGE_SPAN["chunk"][0])
+        done = 0.0
+        count = 0
+        chunks = self.chunker.batches(parsed)
+        while True:
+            t = time.perf_counter()
+            batch = next(chunks, None)
+            timings["chunk"] += time.perf_counter() - t
+            if batch is None:
+                break
+            last = batch[-1]
+            after = (page_starts[last.page - 1] + last.char_end) / total
+            before = done
+
+            def report(n: int, of: int, before: float = before, after: float = after) -> None:
+                progress("embed", lo + (hi - lo) * (before + (after - before) * n / of))
+
+            t = time.perf_counter()
+            texts = [c.embedding_text(parsed.title) for c in batch]
+            vectors = self.embedder.embed_documents(texts, progress=report)
+            timings["embed"] += time.perf_counter() - t
+            done = after
+            count += len(batch)
+            yield EmbeddedBatch(batch, vectors)
+        if not count:
+            raise EmptyDocument(f"{upload.filename} contains no indexable text")
+
+    def prepare(self, data: bytes, *, filename: str, progress: ProgressFn) -> PreparedDocument:
+        """The whole document at once: parse, then every batch (for small inputs and tools)."""
+        upload = self.parse(data, filename=filename, progress=progress)
+        chunks: list[ChunkDraft] = []
+        vectors: list[Matrix] = []
+        for batch in self.batches(upload, progress=progress):
+            chunks.extend(batch.chunks)
+            vectors.append(batch.vectors)
+        return PreparedDocument(
+            upload.mime, upload.parsed, chunks, np.concatenate(vectors), upload.timings
         )
-        timings["embed"] = time.perf_counter() - t
-        return PreparedDocument(detected.mime, parsed, chunks, vectors, timings)

@@ -23,12 +23,13 @@ def check_zip(
     max_ratio: float = 100.0,
     max_members: int = 10000,
     ratio_floor: int = 16 * _MB,
+    max_member: int | None = None,
     name: str = "the archive",
 ) -> None:
     """Refuse a zip that would expand past ``max_uncompressed`` bytes, has more
-    than ``max_members`` entries, or expands more than ``max_ratio`` times its
-    own size (only once it expands past ``ratio_floor``, so a small but very
-    compressible document is still accepted).
+    than ``max_members`` entries, has one entry over ``max_member`` bytes, or
+    expands more than ``max_ratio`` times its own size (only once it expands past
+    ``ratio_floor``, so a small but very compressible document is still accepted).
 
     ``name`` (the upload's file name) starts the messages. Raises ``FileTooLarge``
     for a likely bomb and ``ParseError`` when ``data`` is not a readable zip.
@@ -48,6 +49,12 @@ def check_zip(
             f"{name} expands to {_mb(total)} MB (limit {_mb(max_uncompressed)} MB); "
             "refusing a possible zip bomb"
         )
+    biggest = max(members, key=lambda m: m.file_size, default=None)
+    if max_member is not None and biggest is not None and biggest.file_size > max_member:
+        raise FileTooLarge(
+            f"{name}: its part {biggest.filename} expands to {_mb(biggest.file_size)} MB "
+            f"(limit {_mb(max_member)} MB for one part); split the document into smaller files"
+        )
     ratio = total / max(len(data), 1)
     if total > ratio_floor and ratio > max_ratio:
         raise FileTooLarge(
@@ -62,6 +69,9 @@ def _mb(size: int) -> str:
 
 DEFAULT_MAX_UNCOMPRESSED = 512 * 1024 * 1024
 DEFAULT_MAX_RATIO = 200.0
+#: Largest single part (``word/document.xml``, a slide) an OOXML parser will load: its
+#: XML tree costs about ten times its size in memory, and parsing ~0.5 s per MB.
+DEFAULT_MAX_PART = 64 * 1024 * 1024
 
 
 class ZipLimits:
@@ -72,9 +82,11 @@ class ZipLimits:
         *,
         max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
         max_ratio: float = DEFAULT_MAX_RATIO,
+        max_part: int = DEFAULT_MAX_PART,
     ) -> None:
         self.max_uncompressed = max_uncompressed
         self.max_ratio = max_ratio
+        self.max_part = max_part
 
     def check(self, data: bytes, *, filename: str, kind: str) -> None:
         """Raise EmptyDocument, FileTooLarge or ParseError ("not a valid KIND file")."""
@@ -85,6 +97,7 @@ class ZipLimits:
                 data,
                 max_uncompressed=self.max_uncompressed,
                 max_ratio=self.max_ratio,
+                max_member=self.max_part,
                 name=filename,
             )
         except ParseError as e:

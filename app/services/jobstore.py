@@ -87,6 +87,11 @@ class SqlJobStore:
         chunks: list[ChunkDraft],
         chunk_ids: list[str],
     ) -> None:
+        """Pages and every chunk at once (``save_pages`` then ``add_chunks``)."""
+        self.save_pages(spec, mime=mime, parsed=parsed)
+        self.add_chunks(spec, chunks=chunks, chunk_ids=chunk_ids)
+
+    def save_pages(self, spec: JobSpec, *, mime: str, parsed: ParsedDocument) -> None:
         with self.sessions.begin() as s:
             self._hold(s, spec, whole_file=False)
             doc = s.get(Document, spec.document_id)
@@ -97,14 +102,22 @@ class SqlJobStore:
             doc.title = (parsed.title or "")[:512] or None
             doc.paginated = parsed.paginated
             doc.page_count = len(parsed.pages)
-            s.execute(
-                insert(Page),
-                [{"document_id": doc.id, "number": p.number, "text": p.text} for p in parsed.pages],
-            )
+            for i in range(0, len(parsed.pages), 1000):
+                s.execute(
+                    insert(Page),
+                    [
+                        {"document_id": doc.id, "number": p.number, "text": p.text}
+                        for p in parsed.pages[i : i + 1000]
+                    ],
+                )
+
+    def add_chunks(self, spec: JobSpec, *, chunks: list[ChunkDraft], chunk_ids: list[str]) -> None:
+        with self.sessions.begin() as s:
+            self._hold(s, spec, whole_file=False)
             rows: list[dict[str, Any]] = [
                 {
                     "id": cid,
-                    "document_id": doc.id,
+                    "document_id": spec.document_id,
                     "ordinal": c.ordinal,
                     "text": c.text,
                     "page": c.page,

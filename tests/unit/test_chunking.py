@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import string
 
 import pytest
 
-from ingestion.chunking import Chunker, chunk_id
+from ingestion import chunking
+from ingestion.chunking import CHARS_PER_TOKEN, Chunker, chunk_id
 from ingestion.parsers.base import Element, Page, ParsedDocument
 
 
@@ -115,3 +117,83 @@ def test_chinese_text_is_chunked_within_budget(tokenizer) -> None:  # type: igno
     assert len(chunks) > 1
     assert all(c.token_count <= 64 for c in chunks)
     assert all(doc.pages[0].text[c.char_start : c.char_end] == c.text for c in chunks)
+
+
+def one_word(n: int) -> str:
+    """``n`` letters and no whitespace: one [UNK] token to the tokenizer, however long."""
+    return "".join(itertools.islice(itertools.cycle(string.ascii_lowercase), n))
+
+
+def test_a_one_megabyte_word_becomes_bounded_chunks_covering_it_exactly(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    word = one_word(1_000_000)
+    doc = doc_from_blocks([[("text", word, ())]])
+    chunker = Chunker(tokenizer, max_tokens=64, overlap_tokens=8)
+    chunks = chunker.chunk(doc)
+    assert chunker.max_chars == 64 * CHARS_PER_TOKEN
+    assert len(chunks) >= 1_000_000 // chunker.max_chars
+    assert all(len(c.text) <= chunker.max_chars for c in chunks)
+    assert all(doc.pages[0].text[c.char_start : c.char_end] == c.text for c in chunks)
+    # Nothing lost, nothing repeated: end to end, the pieces are the word.
+    assert chunks[0].char_start == 0
+    assert all(a.char_end == b.char_start for a, b in itertools.pairwise(chunks))
+    assert "".join(c.text for c in chunks) == word
+    assert all(0 < c.token_count <= 64 for c in chunks)
+
+
+def test_prose_around_a_huge_run_keeps_its_sentences_and_overlap(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    before, after = sentences(30, "travel"), sentences(30, "expense")
+    text = f"{before} {one_word(50_000)} {after}"
+    doc = doc_from_blocks([[("text", text, ("Policy",))]])
+    chunker = Chunker(tokenizer, max_tokens=64, overlap_tokens=8)
+    chunks = chunker.chunk(doc)
+    assert all(len(c.text) <= chunker.max_chars and c.token_count <= 64 for c in chunks)
+    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
+    # Every character outside the gaps between chunks is in some chunk; gaps are spaces.
+    covered = [False] * len(text)
+    for c in chunks:
+        covered[c.char_start : c.char_end] = [True] * (c.char_end - c.char_start)
+    assert all(ok or text[i].isspace() for i, ok in enumerate(covered))
+    prose = [c for c in chunks if c.char_end <= len(before)]
+    assert len(prose) >= 2
+    assert all(c.text.rstrip().endswith(".") for c in prose[:-1])
+    assert all(b.char_start < a.char_end for a, b in itertools.pairwise(prose))
+
+
+def test_an_element_of_few_tokens_but_many_characters_is_cut(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    run = one_word(3000)
+    url = "https://intranet.example.com/" + run  # a dozen tokens, 3,029 characters
+    doc = doc_from_blocks([[("text", "See the link below.", ()), ("text", url, ())]])
+    chunks = Chunker(tokenizer, max_tokens=256, overlap_tokens=16, max_chars=1000).chunk(doc)
+    assert [c.text for c in chunks] == [
+        "See the link below.\n\nhttps://intranet.example.com/",
+        run[:1000],
+        run[1000:2000],
+        run[2000:],
+    ]
+
+
+class Spy:
+    """The real tokenizer, remembering the longest text it was given."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.longest = inner, 0
+
+    def token_spans(self, texts):  # type: ignore[no-untyped-def]
+        self.longest = max([self.longest, *map(len, texts)])
+        return self.inner.token_spans(texts)
+
+
+def test_a_long_page_is_tokenized_in_windows_with_the_same_chunks(  # type: ignore[no-untyped-def]
+    tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = "\n".join(sentences(12, f"topic {i}") for i in range(40))  # one element, ~25k chars
+    doc = doc_from_blocks([[("text", page, ("Handbook",))], [("text", page, ())]])
+    whole = Chunker(tokenizer, max_tokens=64, overlap_tokens=8).chunk(doc)
+    monkeypatch.setattr(chunking, "TOKENIZE_CHARS", 5000)
+    spy = Spy(tokenizer)
+    windowed = Chunker(spy, max_tokens=64, overlap_tokens=8)  # type: ignore[arg-type]
+    batches = list(windowed.batches(doc, size=50))
+    assert len(page) > 5 * 5000
+    assert spy.longest <= 5000
+    assert [len(b) for b in batches[:-1]] == [50] * (len(batches) - 1)
+    assert [c for b in batches for c in b] == whole

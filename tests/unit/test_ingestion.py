@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -128,6 +129,35 @@ def test_bad_inputs_fail_with_reasons_and_the_rest_ingests(container: Any) -> No
     assert good.status == DocumentStatus.READY
     assert container.vectors.document_ids() == {good.id}
     assert container.lexical.document_ids() == {good.id}
+
+
+def test_a_document_is_stored_in_batches_and_published_at_once(
+    container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rooms = [f"# Room {i}\n\nRoom {i} is on floor {i + 1}, next to kitchen {i}." for i in range(10)]
+    chunker = container.chunker
+    monkeypatch.setattr(
+        chunker, "batches", functools.partial(type(chunker).batches, chunker, size=4)
+    )
+    embedded: list[int] = []
+    searched_meanwhile: list[list[Any]] = []
+    original = container.embedder.embed_documents
+
+    def spy(texts: Any, **kw: Any) -> Any:
+        embedded.append(len(texts))
+        if len(embedded) == 2:  # the first batch is stored and indexed by now
+            searched_meanwhile.append(top(container, "which floor is room 0 on", k=5))
+        return original(texts, **kw)
+
+    monkeypatch.setattr(container.embedder, "embed_documents", spy)
+    r = ingest(container, {"rooms.md": docs.make_markdown("\n\n".join(rooms))})["rooms.md"]
+    assert embedded == [4, 4, 2]
+    assert searched_meanwhile == [[]]  # never half-visible
+    d = doc(container, r.document_id)
+    assert (d.status, d.chunk_count) == (DocumentStatus.READY, 10)
+    hits = top(container, "which floor is room 0 on", k=10)
+    assert len(hits) == 10
+    assert "Room 0 is on floor 1" in hits[0].text
 
 
 def test_same_content_is_not_embedded_twice(container: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 from typing import Any
 
 import pytest
@@ -178,6 +179,36 @@ def test_docx_sections_tables_and_lists() -> None:
     chinese = element_with(doc, CHINESE)
     assert chinese.section_path == ("Leave",)
     assert doc.element_text(chinese) == CHINESE
+
+
+def test_docx_tall_table_with_a_vertically_merged_column() -> None:
+    # python-docx's row.cells looked up each merged cell's first row recursively: cubic
+    # in the height (800 rows took 69 s) and a RecursionError from 1,000 rows.
+    doc = DocxParser().parse(docs.tall_merged_table_docx(3000), filename="stock.docx")
+    [table] = doc.elements
+    rows = doc.element_text(table).split("\n")
+    assert len(rows) == 3000
+    assert rows[0] == "Warehouse 7 | item 0 | in stock"
+    assert rows[2999] == "Warehouse 7 | item 2999 | in stock"
+
+
+def test_docx_paragraph_text_matches_python_docx() -> None:
+    import docx
+
+    blocks = [*HANDBOOK_DOCX, "Tab\there and a\nline break", ("ul", ["a\tb"])]
+    document = docx.Document(io.BytesIO(docs.make_docx(blocks)))
+    paragraphs = [
+        *document.paragraphs,
+        *(p for t in document.tables for c in t._cells for p in c.paragraphs),
+    ]
+    assert any("\t" in p.text for p in paragraphs)
+    assert [docx_module._text(p._p) for p in paragraphs] == [p.text for p in paragraphs]
+
+
+def test_docx_with_one_huge_part_is_refused_before_parsing() -> None:
+    data = docs.tall_merged_table_docx(3000)
+    with pytest.raises(FileTooLarge, match=r"stock.docx: its part word/document.xml expands to"):
+        DocxParser(max_part=MB // 8).parse(data, filename="stock.docx")
 
 
 def test_docx_title_from_core_properties() -> None:
