@@ -78,19 +78,6 @@ class SqlJobStore:
             if res.rowcount != 1:  # type: ignore[attr-defined]
                 raise JobCancelled(job_id)
 
-    def save_chunks(
-        self,
-        spec: JobSpec,
-        *,
-        mime: str,
-        parsed: ParsedDocument,
-        chunks: list[ChunkDraft],
-        chunk_ids: list[str],
-    ) -> None:
-        """Pages and every chunk at once (``save_pages`` then ``add_chunks``)."""
-        self.save_pages(spec, mime=mime, parsed=parsed)
-        self.add_chunks(spec, chunks=chunks, chunk_ids=chunk_ids)
-
     def save_pages(self, spec: JobSpec, *, mime: str, parsed: ParsedDocument) -> None:
         with self.sessions.begin() as s:
             self._hold(s, spec, whole_file=False)

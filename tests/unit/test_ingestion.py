@@ -227,9 +227,8 @@ def test_interrupted_job_resumes_and_orphan_vectors_are_removed(container: Any) 
     from retrieval.vectorstores.base import VectorRecord
 
     ids = [chunk_id(spec.document_id, c.ordinal, c.content_hash) for c in prepared.chunks]
-    container.job_store.save_chunks(
-        spec, mime=prepared.mime, parsed=prepared.parsed, chunks=prepared.chunks, chunk_ids=ids
-    )
+    container.job_store.save_pages(spec, mime=prepared.mime, parsed=prepared.parsed)
+    container.job_store.add_chunks(spec, chunks=prepared.chunks, chunk_ids=ids)
     container.vectors.upsert(
         [
             VectorRecord(i, spec.document_id, spec.collection_id, prepared.vectors[n])
