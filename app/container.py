@@ -26,7 +26,9 @@ from app.services.auth import AuthService
 from app.services.chat import ChatService
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
+from app.services.identity import IdentityService
 from app.services.jobstore import SqlJobStore
+from app.services.library import LibraryService
 from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
 from app.settings import Settings
@@ -298,7 +300,33 @@ class Container:
 
     @cached_property
     def chats(self) -> ChatService:
-        return ChatService(self.sessions, self.access, self.answers)
+        return ChatService(
+            self.sessions,
+            self.access,
+            self.answers,
+            audit=self.audit,
+            collections=self.collections,
+            limiter=self.rate_limiter,
+        )
+
+    @cached_property
+    def identity(self) -> IdentityService:
+        return IdentityService(
+            auth=self.auth, access=self.access, audit=self.audit, throttle=self.login_throttle
+        )
+
+    @cached_property
+    def library(self) -> LibraryService:
+        return LibraryService(
+            collections=self.collections,
+            documents=self.documents,
+            access=self.access,
+            audit=self.audit,
+            search=self.search,
+            indexes=lambda: (self.vectors, self.lexical),
+            wake_workers=self.wake_workers,
+            max_files_per_upload=self.settings.server.max_files_per_upload,
+        )
 
     @cached_property
     def collections(self) -> CollectionService:

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 
 from app import storable
 from app.container import Container
-from app.errors import PermissionDenied, Unauthorized
+from app.services.actor import Actor
 from app.services.auth import Principal
 
 SESSION_COOKIE = "lantern_session"
@@ -49,13 +49,9 @@ def api_key_of(request: Request) -> str | None:
 
 
 def current_principal(request: Request, c: ContainerDep) -> Principal:
-    key = api_key_of(request)
-    if key:
-        who = c.auth.from_api_key(key)
-    elif token := request.cookies.get(SESSION_COOKIE):
-        who = c.auth.from_session(token)
-    else:
-        raise Unauthorized("log in, or send an API key as 'Authorization: Bearer <key>'")
+    who = c.identity.authenticate(
+        api_key=api_key_of(request), session=request.cookies.get(SESSION_COOKIE)
+    )
     request.state.principal = who
     c.rate_limiter.hit(who)
     return who
@@ -64,14 +60,22 @@ def current_principal(request: Request, c: ContainerDep) -> Principal:
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
-def current_admin(who: CurrentUser) -> Principal:
-    if not who.is_admin:
-        raise PermissionDenied("this needs an admin")
-    return who
-
-
-AdminUser = Annotated[Principal, Depends(current_admin)]
-
-
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def current_actor(request: Request, who: CurrentUser) -> Actor:
+    """The authenticated caller as the services take it: principal, how, from where.
+    Admin-only operations are refused (and audited as denied) by the services."""
+    return Actor.of(who, ip=client_ip(request))
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def anonymous_actor(request: Request) -> Actor:
+    """A caller not logged in yet (the log-in form)."""
+    return Actor.anonymous(via="session", ip=client_ip(request))
+
+
+AnonymousActor = Annotated[Actor, Depends(anonymous_actor)]

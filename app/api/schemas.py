@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from app import storable
+from app.services.intake import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 
 
 def _utc(at: datetime) -> datetime:
@@ -278,7 +279,10 @@ class UploadOut(BaseModel):
 
 class SearchIn(RequestModel):
     query: str = Field(
-        min_length=1, max_length=4000, pattern=TEXT, examples=["vacation carry over"]
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        pattern=TEXT,
+        examples=["vacation carry over"],
     )
     k: JsonInt = Field(default=8, ge=1, le=50)
     collection_ids: list[str] | None = Field(
@@ -344,7 +348,7 @@ class MessageOut(Model):
 class AskIn(RequestModel):
     question: str = Field(
         min_length=1,
-        max_length=4000,
+        max_length=MAX_QUESTION_CHARS,
         pattern=TEXT,
         examples=["How many vacation days do I get?"],
     )
@@ -419,7 +423,7 @@ class FeedbackIn(RequestModel):
     rating: Annotated[Literal[1, -1], BeforeValidator(whole)] = Field(
         description="1: thumbs up, -1: thumbs down."
     )
-    comment: str = Field(default="", max_length=4000)
+    comment: str = Field(default="", max_length=MAX_COMMENT_CHARS)
 
 
 class FeedbackOut(Model):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from dataclasses import asdict
-from typing import Any
 
 from rich.markup import escape
 
 from app.cli.common import console, short
 from app.container import Container
+from app.services.actor import Actor
 from app.services.answer import Answer
+from app.services.answer_view import answer_fields
+from app.services.chat import ALL_COLLECTIONS_MODEL, MODEL_PREFIX
 from llm.base import ChatMessage
 
 
@@ -19,19 +19,24 @@ def print_answer_stream(
     c: Container,
     question: str,
     *,
-    collection_ids: Collection[str] | None,
+    collection: str | None,
     history: list[ChatMessage],
     as_json: bool = False,
 ) -> Answer:
+    """Answer ``question`` in every collection, or the one named, printing as it streams."""
+    model = MODEL_PREFIX + collection if collection else ALL_COLLECTIONS_MODEL
     answer: Answer | None = None
-    for event in c.answers.stream(question, collection_ids=collection_ids, history=history):
+    events = c.chats.complete(Actor.cli(), question, history=history, model=model, api="cli")
+    for event in events:
         if event.answer is not None:
             answer = event.answer
         elif not as_json:
             console.print(escape(event.delta), end="", soft_wrap=True, highlight=False)
     assert answer is not None
     if as_json:
-        print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+        fields = answer_fields(answer)
+        fields["answer"] = fields.pop("text")
+        print(json.dumps(fields, ensure_ascii=False, indent=2))
         return answer
     console.print()
     if answer.citations:
@@ -49,19 +54,3 @@ def print_answer_stream(
             f"{len(answer.unsupported)} unsupported[/]"
         )
     return answer
-
-
-def answer_json(answer: Answer) -> dict[str, Any]:
-    return {
-        "question": answer.question,
-        "standalone_question": answer.standalone_question,
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "citations": [asdict(c) for c in answer.citations],
-        "dropped_markers": answer.dropped_markers,
-        "unsupported": list(answer.unsupported),
-        "finish_reason": answer.finish_reason,
-        "notice": answer.notice,
-        "provenance": dict(answer.provenance),
-        "timings": dict(answer.timings),
-    }

@@ -22,7 +22,9 @@ from app.cli.common import console, short
 from app.container import Container
 from app.db.models import JobStatus
 from app.errors import UnstorableText
+from app.services.actor import Actor
 from app.services.documents import AddResult
+from app.services.library import Upload
 
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -55,14 +57,14 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
 def queue_files(c: Container, collection_id: str, files: list[tuple[Path, str]]) -> list[Outcome]:
     out: list[Outcome] = []
     for path, name in files:
+        upload = Upload.from_path(path, name=name, max_bytes=c.library.max_file_bytes)
         try:
-            result = c.documents.add_file(collection_id=collection_id, name=name, path=path)
+            ((kept, result),) = c.library.upload(Actor.cli(), collection_id, [upload])
         except UnstorableText as e:  # a file name that is not UTF-8: skip it, say so
             reason = f"{e}; rename the file"
             out.append(Outcome(storable.repaired(name), AddResult("", None, "rejected", reason)))
             continue
-        out.append(Outcome(name, result))
-        c.wake_workers()
+        out.append(Outcome(kept, result))
     return out
 
 

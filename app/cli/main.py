@@ -14,6 +14,7 @@ from app.cli.common import console, err_console, human_size, open_container, set
 from app.cli.evaluate import eval_app
 from app.cli.server import serve, serve_container, users_app
 from app.errors import LanternError
+from app.services.actor import Actor
 from ingestion.errors import IngestionError
 from retrieval.errors import RetrievalError
 
@@ -29,6 +30,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
 app.command()(serve)
+
+#: Whoever runs the command line on the server acts as an admin.
+CLI = Actor.cli()
 
 CollectionOpt = Annotated[
     str | None, typer.Option("--collection", "-c", help="Collection name (default: all).")
@@ -69,7 +73,7 @@ def ingest(
         err_console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from e
     with open_container() as c:
-        col = c.collections.ensure(collection)
+        col = c.library.create_collection(CLI, collection, exist_ok=True)
         # Before the workers start: they may finish a resumed job before it is counted.
         resumed = c.documents.unfinished_job_ids()
         c.start_workers(workers)
@@ -91,14 +95,8 @@ def search(
 ) -> None:
     """Show the chunks that best match QUERY, with document, page and score."""
     with open_container() as c:
-        ids = None
-        if collection:
-            try:
-                ids = [c.collections.get_by_name(collection).id]
-            except LanternError as e:
-                err_console.print(f"[red]{e}[/]")
-                raise typer.Exit(2) from e
-        results = c.search.search(query, k=k, collection_ids=ids)
+        ids = _collection_ids(c, collection)
+        results = c.library.search(CLI, query, k=k, collection_ids=ids)
     if as_json:
         print(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=2))
         return
@@ -124,7 +122,7 @@ def _collection_ids(c: Any, collection: str | None) -> list[str] | None:
     if not collection:
         return None
     try:
-        return [c.collections.get_by_name(collection).id]
+        return [c.library.collection_by_name(CLI, collection).id]
     except LanternError as e:
         err_console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from e
@@ -140,8 +138,8 @@ def ask(
     from app.cli.ask import print_answer_stream
 
     with open_container() as c:
-        ids = _collection_ids(c, collection)
-        print_answer_stream(c, question, collection_ids=ids, history=[], as_json=as_json)
+        _collection_ids(c, collection)  # an unknown name is refused before anything runs
+        print_answer_stream(c, question, collection=collection, history=[], as_json=as_json)
 
 
 @app.command()
@@ -151,7 +149,7 @@ def chat(collection: CollectionOpt = None) -> None:
     from llm.base import ChatMessage
 
     with open_container() as c:
-        ids = _collection_ids(c, collection)
+        _collection_ids(c, collection)
         history: list[ChatMessage] = []
         while True:
             try:
@@ -161,7 +159,7 @@ def chat(collection: CollectionOpt = None) -> None:
             if not question:
                 break
             console.print("[bold]lantern>[/] ", end="")
-            answer = print_answer_stream(c, question, collection_ids=ids, history=history)
+            answer = print_answer_stream(c, question, collection=collection, history=history)
             history += [
                 ChatMessage("user", question),
                 ChatMessage("assistant", answer.text),
@@ -176,9 +174,10 @@ def docs_list(
 ) -> None:
     """List documents with status, pages, chunks and errors."""
     with open_container() as c:
-        col_id = c.collections.get_by_name(collection).id if collection else None
-        names = {col.id: col.name for col in c.collections.list_collections()}
-        docs = c.documents.list_documents(collection_id=col_id, status=status)
+        ids = _collection_ids(c, collection)
+        names = {v.collection.id: v.collection.name for v in c.library.list_collections(CLI)}
+        views = c.library.list_documents(CLI, ids[0] if ids else None, status=status)
+        docs = [v.document for v in views]
     if as_json:
         rows = [
             {
@@ -226,15 +225,15 @@ def docs_delete(
     """Delete documents: rows, chunks, vectors and stored file."""
     missing = 0
     with open_container() as c:
-        col_id = c.collections.get_by_name(collection).id if collection else None
+        ids = _collection_ids(c, collection)
         for ref in refs:
-            docs = c.documents.find(ref, collection_id=col_id)
+            docs = c.library.find_documents(CLI, ref, collection_id=ids[0] if ids else None)
             if not docs:
                 err_console.print(f"[red]no document matches {ref!r}[/]")
                 missing += 1
                 continue
             for d in docs:
-                c.documents.delete(d.id, vectors=c.vectors, lexical=c.lexical)
+                c.library.delete_document(CLI, d.id)
                 console.print(f"deleted {d.name} (v{d.version}, {d.id[:8]})")
     raise typer.Exit(1 if missing else 0)
 
@@ -248,7 +247,7 @@ def jobs(
 ) -> None:
     """Show recent ingestion jobs: stage, progress, attempts, per-stage seconds, errors."""
     with open_container() as c:
-        rows = c.documents.recent_jobs(status=status, limit=limit)
+        rows = c.library.recent_jobs(CLI, status=status, limit=limit)
     table = Table()
     for col in ("job", "document", "status", "stage", "progress", "tries", "seconds", "error"):
         table.add_column(col, overflow="fold")
@@ -304,7 +303,9 @@ def demo(
     from app.samples import sample_files
 
     with open_container() as c:
-        col = c.collections.ensure("Samples", description="Documents bundled with Lantern")
+        col = c.library.create_collection(
+            CLI, "Samples", description="Documents bundled with Lantern", exist_ok=True
+        )
         c.start_workers()
         outcomes = queue_files(c, col.id, [(p, p.name) for p in sample_files()])
         wait_for_jobs(c, [o.result.job_id for o in outcomes if o.result.job_id])
@@ -314,14 +315,15 @@ def demo(
                 f"[yellow]note: using the bundled fallback embedder {c.embedder.model_name}[/]"
             )
         for q in ("How many vacation days do new employees get?", "What is the password policy?"):
-            hits = c.search.search(q, k=1, collection_ids=[col.id])
+            hits = c.library.search(CLI, q, k=1, collection_ids=[col.id])
             if hits:
                 h = hits[0]
                 where = f"{h.document_name}" + (f", page {h.page}" if h.page else "")
                 console.print(f"\n[bold]{q}[/]\n  [cyan]{where}[/]: {short(h.text, 300)}")
         s = c.settings.server
         c.settings.check_secrets()
-        _, created = c.auth.ensure_admin(s.admin_email, s.admin_password.get_secret_value())
+        admin = s.admin_password.get_secret_value()
+        created = c.identity.ensure_admin(CLI, s.admin_email, admin, name="Admin") is not None
         console.print(
             f"\nDemo admin: [bold]{s.admin_email}[/] / password from "
             "LANTERN_SERVER__ADMIN_PASSWORD (default: lantern-demo-admin, dev only)"

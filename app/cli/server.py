@@ -11,6 +11,7 @@ from app.cli.common import console, err_console, open_container
 from app.container import Container
 from app.db.identity import Role, User
 from app.errors import LanternError
+from app.services.actor import Actor
 from app.settings import get_settings
 
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -69,20 +70,13 @@ def create_admin(
             if getpass.getpass("Again: ") != password:
                 err_console.print("[red]the passwords differ[/]")
                 raise typer.Exit(1)
-        user, created = c.auth.ensure_admin(email, password, name=name)
-        if not created:
+        user = c.identity.ensure_admin(Actor.cli(), email, password, name=name)
+        if user is None:
             err_console.print(
-                f"[yellow]{user.email} already exists; nothing changed "
-                f"(`lantern users promote {user.email}` makes it an admin)[/]"
+                f"[yellow]{email} already exists; nothing changed "
+                f"(`lantern users promote {email}` makes it an admin)[/]"
             )
             raise typer.Exit(1)
-        c.audit.record(
-            "user.create",
-            via="cli",
-            target_type="user",
-            target_id=user.id,
-            details={"role": "admin"},
-        )
         console.print(f"admin {user.email} created")
 
 
@@ -95,7 +89,7 @@ def list_users() -> None:
         table = Table()
         for col in ("email", "name", "role", "active", "last login"):
             table.add_column(col)
-        for u in c.auth.list_users():
+        for u in c.identity.list_users(Actor.cli()):
             table.add_row(
                 u.email, u.name, u.role, "yes" if u.is_active else "no", str(u.last_login_at or "")
             )
@@ -107,22 +101,10 @@ def promote(email: Annotated[str, typer.Argument(help="The user's e-mail.")]) ->
     """Make a user an admin (and active again): the way back in when no admin is left."""
     with open_container() as c:
         user = _user(c, email)
-        changed: list[str] = []
-        if user.role != Role.ADMIN:
-            changed.append("role")
-        if not user.is_active:
-            changed.append("is_active")
-        if not changed:
+        if user.role == Role.ADMIN and user.is_active:
             console.print(f"{user.email} is already an active admin")
             return
-        user = c.auth.update_user(user.id, role=Role.ADMIN, is_active=True)
-        c.audit.record(
-            "user.update",
-            via="cli",
-            target_type="user",
-            target_id=user.id,
-            details={"changed": changed, "role": user.role, "active": user.is_active},
-        )
+        user = c.identity.update_user(Actor.cli(), user.id, role=Role.ADMIN, is_active=True)
         console.print(f"{user.email} is now an admin")
 
 
@@ -136,23 +118,16 @@ def reset_password(email: Annotated[str, typer.Argument(help="The user's e-mail.
             err_console.print("[red]the passwords differ[/]")
             raise typer.Exit(1)
         try:
-            c.auth.update_user(user.id, password=password)
+            c.identity.update_user(Actor.cli(), user.id, password=password)
         except LanternError as e:  # too short
             err_console.print(f"[red]{e}[/]")
             raise typer.Exit(1) from e
-        c.audit.record(
-            "user.update",
-            via="cli",
-            target_type="user",
-            target_id=user.id,
-            details={"changed": ["password"], "role": user.role, "active": user.is_active},
-        )
         console.print(f"password of {user.email} changed")
 
 
 def _user(c: Container, email: str) -> User:
     try:
-        return c.auth.user_by_email(email)
+        return c.identity.user_by_email(Actor.cli(), email)
     except LanternError as e:
         err_console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from e

@@ -1,16 +1,22 @@
-"""Chat sessions: multi-turn questions answered within the collections a user may read.
+"""Chat sessions and questions: multi-turn answers within the collections a user may read.
 
 A session belongs to one user; anyone else gets ``NotFound``. Each question is
 answered by ``AnswerService`` with the session's history and the caller's readable
 collections (re-checked on every question, so a revoked grant takes effect at
 once); the question and the answer, with its verified citations and provenance,
-are stored as messages.
+are stored as messages. One-off questions (the OpenAI-compatible API) go through
+the same intake, permissions and audit without a stored session.
+
+Every question is audited when its outcome is known: ``ok`` once answered,
+``denied`` when refused (empty, too long, over the rate limit, an unreadable chat
+or collection), ``failed`` when the answer broke, ``cancelled`` when the caller
+left mid-stream. The record holds the question's length, never its text.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,14 +27,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.chat import ChatMessage, ChatSession, Feedback
 from app.errors import InvalidInput, NotFound
 from app.services.access import AccessService
-from app.services.answer import Answer, AnswerService
+from app.services.actor import Actor
+from app.services.answer import Answer, AnswerEvent, AnswerService
+from app.services.answer_view import answer_meta
+from app.services.audit import AuditDraft, AuditLog
 from app.services.auth import Principal
+from app.services.collections import CollectionService
+from app.services.intake import MAX_COMMENT_CHARS, QUESTION_COST, question_text
+from app.services.ratelimit import RateLimiter
 from llm.base import ChatMessage as Turn
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TITLE = "New chat"
-MAX_QUESTION_CHARS = 4000
+#: The OpenAI-compatible model that searches every readable collection;
+#: ``lantern:<collection name>`` searches one.
+ALL_COLLECTIONS_MODEL = "lantern"
+MODEL_PREFIX = "lantern:"
 
 
 @dataclass(frozen=True)
@@ -41,33 +56,30 @@ class ChatEvent:
     question_message_id: str | None = None
 
 
-def answer_meta(answer: Answer) -> dict[str, Any]:
-    """What is stored with an assistant message besides its text and citations."""
-    return {
-        "abstained": answer.abstained,
-        "finish_reason": answer.finish_reason,
-        "notice": answer.notice,
-        "standalone_question": answer.standalone_question,
-        "dropped_markers": answer.dropped_markers,
-        "unsupported": list(answer.unsupported),
-        "provenance": dict(answer.provenance),
-        "timings": dict(answer.timings),
-    }
-
-
 class ChatService:
     def __init__(
-        self, sessions: sessionmaker[Session], access: AccessService, answers: AnswerService
+        self,
+        sessions: sessionmaker[Session],
+        access: AccessService,
+        answers: AnswerService,
+        *,
+        audit: AuditLog,
+        collections: CollectionService,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.sessions = sessions
         self.access = access
         self.answers = answers
+        self.audit = audit
+        self.collections = collections
+        self.limiter = limiter
 
     # -- sessions ----------------------------------------------------------------------
 
     def create(
-        self, who: Principal, *, title: str = "", collection_ids: Iterable[str] = ()
+        self, actor: Actor, *, title: str = "", collection_ids: Iterable[str] = ()
     ) -> ChatSession:
+        who = actor.require()
         scope = list(collection_ids)
         if scope:
             scope = self.access.scope(who, scope)  # NotFound for any it may not read
@@ -78,7 +90,8 @@ class ChatService:
             s.add(chat)
         return chat
 
-    def list_sessions(self, who: Principal) -> list[ChatSession]:
+    def list_sessions(self, actor: Actor) -> list[ChatSession]:
+        who = actor.require()
         with self.sessions() as s:
             return list(
                 s.scalars(
@@ -88,7 +101,8 @@ class ChatService:
                 )
             )
 
-    def get(self, who: Principal, session_id: str) -> ChatSession:
+    def get(self, actor: Actor, session_id: str) -> ChatSession:
+        who = actor.require()
         with self.sessions() as s:
             chat = s.get(ChatSession, session_id)
         if chat is None or chat.user_id != who.user_id:
@@ -97,16 +111,16 @@ class ChatService:
 
     def update(
         self,
-        who: Principal,
+        actor: Actor,
         session_id: str,
         *,
         title: str | None = None,
         collection_ids: Iterable[str] | None = None,
     ) -> ChatSession:
-        self.get(who, session_id)
+        self.get(actor, session_id)
         scope = None if collection_ids is None else list(collection_ids)
         if scope:
-            scope = self.access.scope(who, scope)
+            scope = self.access.scope(actor.require(), scope)
         with self.sessions.begin() as s:
             chat = s.get(ChatSession, session_id)
             assert chat is not None
@@ -119,15 +133,15 @@ class ChatService:
             chat.updated_at = datetime.now(UTC)
         return chat
 
-    def delete(self, who: Principal, session_id: str) -> None:
-        self.get(who, session_id)
+    def delete(self, actor: Actor, session_id: str) -> None:
+        self.get(actor, session_id)
         with self.sessions.begin() as s:
             chat = s.get(ChatSession, session_id)
             if chat is not None:
                 s.delete(chat)
 
-    def messages(self, who: Principal, session_id: str) -> list[ChatMessage]:
-        self.get(who, session_id)
+    def messages(self, actor: Actor, session_id: str) -> list[ChatMessage]:
+        self.get(actor, session_id)
         return self._messages(session_id)
 
     def _messages(self, session_id: str) -> list[ChatMessage]:
@@ -142,36 +156,104 @@ class ChatService:
 
     # -- questions -------------------------------------------------------------------
 
-    def ask(self, who: Principal, session_id: str, question: str) -> Iterator[ChatEvent]:
-        """Answer ``question`` in the session: deltas, then the stored answer message."""
-        question = question.strip()
-        if not question:
-            raise InvalidInput("the question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise InvalidInput(f"questions are limited to {MAX_QUESTION_CHARS} characters")
-        chat = self.get(who, session_id)
-        readable = self.access.readable(who)
-        # A grant revoked since the chat began takes effect now: its collections drop out.
-        scope = [c for c in chat.collection_ids if c in readable] if chat.collection_ids else []
-        if not chat.collection_ids:
-            scope = sorted(readable)
-        history = [Turn(m.role, m.content) for m in self._messages(session_id)]  # type: ignore[arg-type]
-        asked = self._append(session_id, "user", question, title_from=question)
-        answer: Answer | None = None
-        for event in self.answers.stream(question, collection_ids=scope, history=history):
-            if event.answer is not None:
-                answer = event.answer
-            elif event.delta:
-                yield ChatEvent(delta=event.delta)
-        assert answer is not None
-        stored = self._append(
-            session_id,
-            "assistant",
-            answer.text,
-            citations=[asdict(c) for c in answer.citations],
-            meta=answer_meta(answer),
+    def ask(
+        self, actor: Actor, session_id: str, question: str, *, stream: bool = False
+    ) -> Iterator[ChatEvent]:
+        """Answer ``question`` in the session: deltas, then the stored answer message.
+
+        A refusal (bad question, no such chat, over the limit) is raised by the first
+        ``next()``, before anything streams."""
+        with self._question(actor, question, api="chat", stream=stream, chat=session_id) as q:
+            question = self._intake(actor, question)
+            who = actor.require()
+            chat = self.get(actor, session_id)
+            readable = self.access.readable(who)
+            # A grant revoked since the chat began takes effect now: its collections drop out.
+            scope = [c for c in chat.collection_ids if c in readable] if chat.collection_ids else []
+            if not chat.collection_ids:
+                scope = sorted(readable)
+            history = [Turn(m.role, m.content) for m in self._messages(session_id)]  # type: ignore[arg-type]
+            asked = self._append(session_id, "user", question, title_from=question)
+            answer: Answer | None = None
+            for event in self.answers.stream(question, collection_ids=scope, history=history):
+                if event.answer is not None:
+                    answer = event.answer
+                elif event.delta:
+                    yield ChatEvent(delta=event.delta)
+            assert answer is not None
+            _record_outcome(q, answer)
+            stored = self._append(
+                session_id,
+                "assistant",
+                answer.text,
+                citations=[asdict(c) for c in answer.citations],
+                meta=answer_meta(answer),
+            )
+            yield ChatEvent(answer=answer, message=stored, question_message_id=asked.id)
+
+    def complete(
+        self,
+        actor: Actor,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        model: str = ALL_COLLECTIONS_MODEL,
+        stream: bool = False,
+        api: str = "openai",
+    ) -> Iterator[AnswerEvent]:
+        """A one-off answer (nothing stored) in the collections ``model`` names:
+        ``lantern`` for every readable one, ``lantern:<name>`` for one."""
+        with self._question(actor, question, api=api, stream=stream, model=model) as q:
+            question = self._intake(actor, question)
+            scope = self.model_scope(actor, model)
+            for event in self.answers.stream(question, collection_ids=scope, history=history):
+                if event.answer is not None:
+                    _record_outcome(q, event.answer)
+                yield event
+
+    def models(self, actor: Actor) -> list[tuple[str, datetime | None]]:
+        """The OpenAI model names the caller may use (every readable collection, or one),
+        with when each began."""
+        cols = self.collections.list_collections(self._readable(actor))
+        named = [(MODEL_PREFIX + c.name, c.created_at) for c in cols]
+        return [(ALL_COLLECTIONS_MODEL, None), *named]
+
+    def model_scope(self, actor: Actor, model: str) -> list[str]:
+        """The collection ids an OpenAI model name stands for, for this caller."""
+        readable = self._readable(actor)
+        if model == ALL_COLLECTIONS_MODEL:
+            return sorted(readable)
+        if model.startswith(MODEL_PREFIX):
+            name = model[len(MODEL_PREFIX) :]
+            for col in self.collections.list_collections(readable):
+                if col.name == name:
+                    return [col.id]
+        raise NotFound(f"no model {model!r}; GET /v1/models lists yours")
+
+    def _readable(self, actor: Actor) -> set[str]:
+        if actor.principal is None:  # the command line reads everything
+            actor.require_admin()
+            return {c.id for c in self.collections.list_collections()}
+        return self.access.readable(actor.principal)
+
+    def _question(
+        self, actor: Actor, question: str, *, api: str, stream: bool, **target: str
+    ) -> Any:
+        ((kind, target_id),) = target.items()
+        return self.audit.event(
+            "question",
+            actor,
+            target_type=kind,
+            target_id=target_id[:64],
+            details={"chars": len(question), "api": api, "stream": stream},
         )
-        yield ChatEvent(answer=answer, message=stored, question_message_id=asked.id)
+
+    def _intake(self, actor: Actor, question: str) -> str:
+        """The same rules for every question: its cost against the budget, its text."""
+        if self.limiter is not None and actor.principal is not None:
+            # The request itself has already cost 1.
+            self.limiter.hit(actor.principal, QUESTION_COST - 1)
+        return question_text(question)
 
     def _append(
         self,
@@ -209,10 +291,20 @@ class ChatService:
     # -- feedback ----------------------------------------------------------------------
 
     def feedback(
-        self, who: Principal, message_id: str, *, rating: int, comment: str = ""
+        self, actor: Actor, message_id: str, *, rating: int, comment: str = ""
     ) -> Feedback:
         """Thumbs up (+1) or down (-1) on an answer in one of the user's own chats; a
         second vote replaces the first."""
+        with self.audit.event(
+            "feedback",
+            actor,
+            target_type="message",
+            target_id=message_id,
+            details={"rating": rating},
+        ):
+            return self._feedback(actor.require(), message_id, rating=rating, comment=comment)
+
+    def _feedback(self, who: Principal, message_id: str, *, rating: int, comment: str) -> Feedback:
         if rating not in (1, -1):
             raise InvalidInput("rating must be 1 (up) or -1 (down)")
         with self.sessions.begin() as s:
@@ -231,8 +323,18 @@ class ChatService:
                 row = Feedback(message_id=message_id, user_id=who.user_id)
                 s.add(row)
             row.rating = rating
-            row.comment = comment.strip()[:4000]
+            row.comment = comment.strip()[:MAX_COMMENT_CHARS]
         return row
+
+
+def _record_outcome(q: AuditDraft, answer: Answer) -> None:
+    q.details.update(
+        abstained=answer.abstained,
+        finish_reason=answer.finish_reason,
+        provenance=dict(answer.provenance),
+    )
+    if answer.incomplete:
+        q.outcome = "failed"
 
 
 def _title(text: str) -> str:

@@ -21,10 +21,12 @@ class CollectionService:
 
     def ensure(self, name: str, *, description: str = "") -> Collection:
         """The collection called ``name``, created if missing."""
-        name = _name(name)
+        return self.find_by_name(name) or self.create(name, description=description)
+
+    def find_by_name(self, name: str) -> Collection | None:
+        """The collection called ``name`` (spaces normalised as on create), if any."""
         with self.sessions() as s:
-            existing = s.scalar(select(Collection).where(Collection.name == name))
-        return existing or self.create(name, description=description)
+            return s.scalar(select(Collection).where(Collection.name == _name(name)))
 
     def create(self, name: str, *, description: str = "") -> Collection:
         name = _name(name)

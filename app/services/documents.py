@@ -39,10 +39,15 @@ class AddResult:
     reason: str | None = None
 
 
-def upload_name(filename: str | None) -> str:
-    """The name an uploaded file is kept under: its base name without the client's
-    folders, at most 500 characters; ``UnstorableText`` if it is not storable text."""
-    name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:500] or "upload"
+def client_file_name(filename: str | None) -> str:
+    """A browser's or tool's file name without the client's folders (``C:\\x\\a.pdf``)."""
+    return (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def kept_name(name: str) -> str:
+    """The name a file is kept under: at most 500 characters (``upload`` when empty);
+    ``UnstorableText`` if it is not storable text."""
+    name = name[:500] or "upload"
     storable.check(**{"file name": name})
     return name
 
@@ -229,6 +234,12 @@ class DocumentService:
         if doc is None:
             raise NotFound(f"no document {document_id}")
         return doc
+
+    def file_of(self, doc: Document) -> bytes:
+        """The stored file of ``doc``; ``NotFound`` once its blob is gone."""
+        if not self.blobs.exists(doc.sha256):
+            raise NotFound(f"the file of {doc.name!r} is no longer stored")
+        return self.blobs.get(doc.sha256)
 
     def list_documents(
         self, *, collection_id: str | None = None, status: str | None = None

@@ -21,7 +21,8 @@ def limit_logins(container: Any, **limits: int) -> Any:
 
     for name, value in limits.items():
         setattr(container.settings.server, name, value)
-    container.__dict__.pop("login_throttle", None)
+    for built in ("login_throttle", "identity"):
+        container.__dict__.pop(built, None)
     return create_app(container=container)
 
 

@@ -83,6 +83,19 @@ def test_ingest_search_list_delete(cli: Any, folder: Path) -> None:
     assert all(h["document_name"] != "it.docx" for h in json.loads(r.output))
 
 
+def test_deleting_from_the_command_line_is_audited(cli: Any, container: Any, folder: Path) -> None:
+    from app.services.audit import AuditQuery
+
+    cli("ingest", str(folder), "--no-progress")
+    [doc] = [d for d in container.documents.list_documents() if d.name == "it.docx"]
+    assert cli("docs", "delete", "it.docx").exit_code == 0
+    [event] = container.audit.query(AuditQuery(action="document.delete"))
+    assert (event.via, event.actor_id, event.outcome) == ("cli", None, "ok")
+    assert (event.target_id, event.details["name"]) == (doc.id, "it.docx")
+    uploads = container.audit.query(AuditQuery(action="document.upload", limit=1000))
+    assert {e.details["name"] for e in uploads} >= {"it.docx", "hr/handbook.pdf"}
+
+
 def test_reingesting_an_unchanged_folder_does_nothing(cli: Any, folder: Path) -> None:
     (folder / "broken.pdf").unlink()
     assert cli("ingest", str(folder), "--no-progress").exit_code == 0

@@ -15,6 +15,7 @@ from app import storable
 from app.cli.common import console
 from app.cli.main import app as cli_app
 from app.errors import InvalidInput, UnstorableText
+from app.services.actor import Actor
 
 NUL, SURROGATE = "a\x00b", "a\udcffb"
 
@@ -33,7 +34,7 @@ def test_the_rule() -> None:
 def test_services_refuse_unstorable_text_on_every_database(container: Any, bad: str) -> None:
     c = container
     user = c.auth.create_user("ada@example.com", password="long enough password")
-    who = c.auth.principal_for(user)
+    who = Actor.of(c.auth.principal_for(user))
     chat = c.chats.create(who)
     col = c.collections.create("Docs")
     writes = [

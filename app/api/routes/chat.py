@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from app.api.deps import ContainerDep, CurrentUser, client_ip
+from app.api.deps import ContainerDep, CurrentActor
 from app.api.schemas import (
     ANSWER_EVENT,
     AnswerOut,
@@ -25,8 +24,8 @@ from app.api.schemas import (
     MessageOut,
 )
 from app.errors import LanternError, error_body, status_of
+from app.services.answer_view import OUTCOME_FIELDS, answer_fields
 from app.services.chat import ChatEvent
-from app.services.ratelimit import QUESTION_COST
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["chat"])
@@ -42,13 +41,13 @@ An `error` event (`{"error": {"code", "message"}}`) ends a stream that failed.""
 
 
 @router.get("/chats", response_model=list[ChatOut])
-def list_chats(who: CurrentUser, c: ContainerDep) -> list[ChatOut]:
+def list_chats(who: CurrentActor, c: ContainerDep) -> list[ChatOut]:
     """The caller's chat sessions, most recent first."""
     return [ChatOut.model_validate(s) for s in c.chats.list_sessions(who)]
 
 
 @router.post("/chats", response_model=ChatOut, status_code=201)
-def create_chat(body: ChatIn, who: CurrentUser, c: ContainerDep) -> ChatOut:
+def create_chat(body: ChatIn, who: CurrentActor, c: ContainerDep) -> ChatOut:
     """Start a chat, optionally limited to some readable collections."""
     return ChatOut.model_validate(
         c.chats.create(who, title=body.title, collection_ids=body.collection_ids)
@@ -56,13 +55,13 @@ def create_chat(body: ChatIn, who: CurrentUser, c: ContainerDep) -> ChatOut:
 
 
 @router.get("/chats/{chat_id}", response_model=ChatOut)
-def get_chat(chat_id: str, who: CurrentUser, c: ContainerDep) -> ChatOut:
+def get_chat(chat_id: str, who: CurrentActor, c: ContainerDep) -> ChatOut:
     """One of the caller's chats."""
     return ChatOut.model_validate(c.chats.get(who, chat_id))
 
 
 @router.patch("/chats/{chat_id}", response_model=ChatOut)
-def update_chat(chat_id: str, body: ChatPatch, who: CurrentUser, c: ContainerDep) -> ChatOut:
+def update_chat(chat_id: str, body: ChatPatch, who: CurrentActor, c: ContainerDep) -> ChatOut:
     """Rename a chat or change the collections it searches."""
     return ChatOut.model_validate(
         c.chats.update(who, chat_id, title=body.title, collection_ids=body.collection_ids)
@@ -70,13 +69,13 @@ def update_chat(chat_id: str, body: ChatPatch, who: CurrentUser, c: ContainerDep
 
 
 @router.delete("/chats/{chat_id}", status_code=204)
-def delete_chat(chat_id: str, who: CurrentUser, c: ContainerDep) -> None:
+def delete_chat(chat_id: str, who: CurrentActor, c: ContainerDep) -> None:
     """Delete a chat and its messages."""
     c.chats.delete(who, chat_id)
 
 
 @router.get("/chats/{chat_id}/messages", response_model=list[MessageOut])
-def history(chat_id: str, who: CurrentUser, c: ContainerDep) -> list[MessageOut]:
+def history(chat_id: str, who: CurrentActor, c: ContainerDep) -> list[MessageOut]:
     """The chat's questions and answers, oldest first, with citations."""
     return [MessageOut.model_validate(m) for m in c.chats.messages(who, chat_id)]
 
@@ -91,19 +90,10 @@ def history(chat_id: str, who: CurrentUser, c: ContainerDep) -> list[MessageOut]
         }
     },
 )
-def ask(chat_id: str, body: AskIn, request: Request, who: CurrentUser, c: ContainerDep) -> Any:
+def ask(chat_id: str, body: AskIn, who: CurrentActor, c: ContainerDep) -> Any:
     """Ask a question in the chat. The answer cites the sources it quotes; when the
     documents do not answer it, it says so."""
-    c.rate_limiter.hit(who, QUESTION_COST - 1)
-    events = c.chats.ask(who, chat_id, body.question)
-    c.audit.record(
-        "question",
-        who,
-        target_type="chat",
-        target_id=chat_id,
-        ip=client_ip(request),
-        details={"chars": len(body.question), "stream": body.stream},
-    )
+    events = c.chats.ask(who, chat_id, body.question, stream=body.stream)
     if body.stream:
         first = next(events)  # raise NotFound / InvalidInput as a JSON error, not a stream
         return EventSourceResponse(_sse(first, events), ping=15)
@@ -118,12 +108,11 @@ def ask(chat_id: str, body: AskIn, request: Request, who: CurrentUser, c: Contai
 def answer_out(event: ChatEvent) -> AnswerOut:
     assert event.message is not None
     assert event.answer is not None
+    fields = answer_fields(event.answer)
     return AnswerOut(
         question_message_id=event.question_message_id or "",
         message=MessageOut.model_validate(event.message),
-        abstained=event.answer.abstained,
-        finish_reason=event.answer.finish_reason,
-        notice=event.answer.notice,
+        **{k: fields[k] for k in OUTCOME_FIELDS},
     )
 
 
@@ -137,15 +126,13 @@ async def _sse(first: ChatEvent, rest: Iterator[ChatEvent]) -> AsyncIterator[dic
             if event.delta:
                 yield {"event": "token", "data": json.dumps({"text": event.delta})}
             elif event.message is not None and event.answer is not None:
-                citations = [asdict(c) for c in event.answer.citations]
-                yield {"event": "citations", "data": json.dumps(citations, ensure_ascii=False)}
+                fields = answer_fields(event.answer)
+                citations = json.dumps(fields["citations"], ensure_ascii=False)
+                yield {"event": "citations", "data": citations}
                 done = {
                     "message_id": event.message.id,
                     "question_message_id": event.question_message_id,
-                    "abstained": event.answer.abstained,
-                    "finish_reason": event.answer.finish_reason,
-                    "notice": event.answer.notice,
-                    "timings": dict(event.answer.timings),
+                    **{k: fields[k] for k in (*OUTCOME_FIELDS, "timings")},
                 }
                 yield {"event": "done", "data": json.dumps(done)}
     except LanternError as e:
@@ -157,17 +144,7 @@ async def _sse(first: ChatEvent, rest: Iterator[ChatEvent]) -> AsyncIterator[dic
 
 
 @router.post("/messages/{message_id}/feedback", response_model=FeedbackOut)
-def feedback(
-    message_id: str, body: FeedbackIn, request: Request, who: CurrentUser, c: ContainerDep
-) -> FeedbackOut:
+def feedback(message_id: str, body: FeedbackIn, who: CurrentActor, c: ContainerDep) -> FeedbackOut:
     """Thumbs up or down, with an optional comment, on one of the caller's answers."""
     row = c.chats.feedback(who, message_id, rating=body.rating, comment=body.comment)
-    c.audit.record(
-        "feedback",
-        who,
-        target_type="message",
-        target_id=message_id,
-        ip=client_ip(request),
-        details={"rating": body.rating},
-    )
     return FeedbackOut.model_validate(row)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Request, Response, UploadFile
+from fastapi import APIRouter, File, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AdminUser, ContainerDep, CurrentUser, client_ip
+from app.api.deps import ContainerDep, CurrentActor
 from app.api.schemas import (
     CollectionIn,
     CollectionOut,
@@ -19,11 +18,8 @@ from app.api.schemas import (
     GrantsIn,
     UploadOut,
 )
-from app.container import Container
-from app.db.models import Collection, Document, IngestionJob, JobStatus
-from app.errors import InvalidInput, NotFound
-from app.services.auth import Principal
-from app.services.documents import upload_name
+from app.services.documents import AddResult, client_file_name
+from app.services.library import CollectionView, DocumentView, Upload
 
 router = APIRouter(tags=["collections"])
 docs_router = APIRouter(tags=["documents"])
@@ -31,126 +27,74 @@ docs_router = APIRouter(tags=["documents"])
 READ_CHUNK = 1 << 20
 
 
-def collection_out(col: Collection, writable: set[str], counts: dict[str, int]) -> CollectionOut:
-    access: Literal["read", "write"] = "write" if col.id in writable else "read"
+def collection_out(view: CollectionView) -> CollectionOut:
+    col = view.collection
     return CollectionOut(
         id=col.id,
         name=col.name,
         description=col.description,
         created_at=col.created_at,
-        documents=counts.get(col.id, 0),
-        access=access,
+        documents=view.documents,
+        access=view.access,  # type: ignore[arg-type]
     )
 
 
 @router.get("/collections", response_model=list[CollectionOut])
-def list_collections(who: CurrentUser, c: ContainerDep) -> list[CollectionOut]:
+def list_collections(who: CurrentActor, c: ContainerDep) -> list[CollectionOut]:
     """The collections the caller may read."""
-    counts = c.collections.document_counts()
-    cols = c.collections.list_collections(c.access.readable(who))
-    writable = c.access.writable(who)
-    return [collection_out(col, writable, counts) for col in cols]
+    return [collection_out(v) for v in c.library.list_collections(who)]
 
 
 @router.post("/collections", response_model=CollectionOut, status_code=201)
-def create_collection(
-    body: CollectionIn, request: Request, who: AdminUser, c: ContainerDep
-) -> CollectionOut:
+def create_collection(body: CollectionIn, who: CurrentActor, c: ContainerDep) -> CollectionOut:
     """Create a collection (admins). Nobody else sees it until a group is granted access."""
-    col = c.collections.create(body.name, description=body.description)
-    c.audit.record(
-        "collection.create",
-        who,
-        target_type="collection",
-        target_id=col.id,
-        ip=client_ip(request),
-        details={"name": col.name},
-    )
-    return collection_out(col, {col.id}, {})
+    col = c.library.create_collection(who, body.name, description=body.description)
+    return collection_out(CollectionView(col, "write", 0))
 
 
 @router.get("/collections/{collection_id}", response_model=CollectionOut)
-def get_collection(collection_id: str, who: CurrentUser, c: ContainerDep) -> CollectionOut:
+def get_collection(collection_id: str, who: CurrentActor, c: ContainerDep) -> CollectionOut:
     """One readable collection."""
-    c.access.check_read(who, collection_id)
-    col = c.collections.get(collection_id)
-    return collection_out(col, c.access.writable(who), c.collections.document_counts())
+    return collection_out(c.library.get_collection(who, collection_id))
 
 
 @router.patch("/collections/{collection_id}", response_model=CollectionOut)
 def update_collection(
-    collection_id: str, body: CollectionPatch, request: Request, who: CurrentUser, c: ContainerDep
+    collection_id: str, body: CollectionPatch, who: CurrentActor, c: ContainerDep
 ) -> CollectionOut:
     """Rename or describe a collection (needs write access)."""
-    c.access.check_write(who, collection_id)
-    col = c.collections.update(collection_id, name=body.name, description=body.description)
-    c.audit.record(
-        "collection.update",
-        who,
-        target_type="collection",
-        target_id=col.id,
-        ip=client_ip(request),
-        details={"name": col.name},
+    view = c.library.update_collection(
+        who, collection_id, name=body.name, description=body.description
     )
-    return collection_out(col, {col.id}, c.collections.document_counts())
+    return collection_out(view)
 
 
 @router.delete("/collections/{collection_id}", status_code=204)
-def delete_collection(
-    collection_id: str, request: Request, who: AdminUser, c: ContainerDep
-) -> None:
+def delete_collection(collection_id: str, who: CurrentActor, c: ContainerDep) -> None:
     """Delete a collection with all its documents (admins)."""
-    n = c.collections.delete(
-        collection_id, documents=c.documents, vectors=c.vectors, lexical=c.lexical
-    )
-    c.audit.record(
-        "collection.delete",
-        who,
-        target_type="collection",
-        target_id=collection_id,
-        ip=client_ip(request),
-        details={"documents": n},
-    )
+    c.library.delete_collection(who, collection_id)
 
 
 @router.get("/collections/{collection_id}/access", response_model=list[GrantOut])
-def get_access(collection_id: str, who: AdminUser, c: ContainerDep) -> list[GrantOut]:
-    """Which groups may read or write the collection."""
-    c.collections.get(collection_id)
-    return [GrantOut(**g.__dict__) for g in c.access.grants(collection_id)]
+def get_access(collection_id: str, who: CurrentActor, c: ContainerDep) -> list[GrantOut]:
+    """Which groups may read or write the collection (admins)."""
+    return [GrantOut(**g.__dict__) for g in c.library.grants(who, collection_id)]
 
 
 @router.put("/collections/{collection_id}/access", response_model=list[GrantOut])
 def set_access(
-    collection_id: str, body: GrantsIn, request: Request, who: AdminUser, c: ContainerDep
+    collection_id: str, body: GrantsIn, who: CurrentActor, c: ContainerDep
 ) -> list[GrantOut]:
-    """Replace the groups' access to the collection; documents inherit it."""
-    grants = c.access.set_grants(collection_id, dict(body.grants))
-    c.audit.record(
-        "collection.access",
-        who,
-        target_type="collection",
-        target_id=collection_id,
-        ip=client_ip(request),
-        details={"grants": dict(body.grants)},
-    )
+    """Replace the groups' access to the collection; documents inherit it (admins)."""
+    grants = c.library.set_grants(who, collection_id, dict(body.grants))
     return [GrantOut(**g.__dict__) for g in grants]
 
 
 # -- documents --------------------------------------------------------------------------
 
 
-def document_out(doc: Document, job: IngestionJob | None) -> DocumentOut:
-    eta = None
-    if (
-        job is not None
-        and job.status == JobStatus.RUNNING
-        and job.started_at
-        and job.progress > 0.02
-    ):
-        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
-        elapsed = (datetime.now(UTC) - started).total_seconds()
-        eta = round(max(0.0, elapsed * (1 - job.progress) / job.progress), 1)
+def document_out(view: DocumentView) -> DocumentOut:
+    doc, job = view.document, view.job
     return DocumentOut(
         id=doc.id,
         collection_id=doc.collection_id,
@@ -168,20 +112,27 @@ def document_out(doc: Document, job: IngestionJob | None) -> DocumentOut:
         job_id=job.id if job else None,
         stage=job.stage if job else None,
         progress=job.progress if job else 0.0,
-        eta_s=eta,
+        eta_s=view.eta_s,
         timings=dict(doc.timings or (job.timings if job else {}) or {}),
+    )
+
+
+def upload_out(name: str, result: AddResult) -> UploadOut:
+    return UploadOut(
+        name=name,
+        document_id=result.document_id,
+        job_id=result.job_id,
+        outcome=result.outcome,
+        reason=result.reason,
     )
 
 
 @docs_router.get("/collections/{collection_id}/documents", response_model=list[DocumentOut])
 def list_documents(
-    collection_id: str, who: CurrentUser, c: ContainerDep, status: str | None = None
+    collection_id: str, who: CurrentActor, c: ContainerDep, status: str | None = None
 ) -> list[DocumentOut]:
     """Documents of a readable collection, with status, stage, progress, ETA and timings."""
-    c.access.check_read(who, collection_id)
-    docs = c.documents.list_documents(collection_id=collection_id, status=status)
-    jobs = c.documents.latest_jobs([d.id for d in docs])
-    return [document_out(d, jobs.get(d.id)) for d in docs]
+    return [document_out(v) for v in c.library.list_documents(who, collection_id, status=status)]
 
 
 @docs_router.post(
@@ -192,76 +143,35 @@ async def upload_documents(
     files: Annotated[
         list[UploadFile], File(description="One or more files (multipart).", min_length=1)
     ],
-    request: Request,
-    who: CurrentUser,
+    who: CurrentActor,
     c: ContainerDep,
 ) -> list[UploadOut]:
     """Upload files for ingestion (needs write access). Each is queued; files that are
     too large or empty are recorded as failed with the reason. Poll the document list
     for progress."""
-    c.access.check_write(who, collection_id)
-    limit = c.settings.server.max_files_per_upload
-    if len(files) > limit:
-        raise InvalidInput(f"at most {limit} files per upload")
-    names = [upload_name(f.filename) for f in files]  # all refused before any is queued
-    out: list[UploadOut] = []
-    for f, name in zip(files, names, strict=True):
-        data = bytearray()
-        too_large = False
-        while chunk := await f.read(READ_CHUNK):
-            data += chunk
-            if len(data) > c.max_file_bytes:
-                too_large = True
-                break
-        if too_large:
-            size = len(data) + sum([len(rest) async for rest in _drain(f)])
-            result = c.documents.reject_too_large(
-                collection_id=collection_id, name=name, size=size, uploader=who.email
-            )
-        else:
-            result = c.documents.add(
-                collection_id=collection_id, name=name, data=bytes(data), uploader=who.email
-            )
-        out.append(
-            UploadOut(
-                name=name,
-                document_id=result.document_id,
-                job_id=result.job_id,
-                outcome=result.outcome,
-                reason=result.reason,
-            )
-        )
-        c.audit.record(
-            "document.upload",
-            who,
-            target_type="document",
-            target_id=result.document_id,
-            ip=client_ip(request),
-            details={"collection_id": collection_id, "name": name, "outcome": result.outcome},
-        )
-    c.wake_workers()
-    return out
+    limit = c.library.max_file_bytes
+    uploads = [await _received(f, limit) for f in files[: c.library.max_files_per_upload + 1]]
+    results = await run_in_threadpool(c.library.upload, who, collection_id, uploads)
+    return [upload_out(name, result) for name, result in results]
 
 
-async def _drain(f: UploadFile) -> AsyncIterator[bytes]:
+async def _received(f: UploadFile, limit: int) -> Upload:
+    """The file's bytes, or only its size when it is over ``limit`` (not kept)."""
+    data = bytearray()
     while chunk := await f.read(READ_CHUNK):
-        yield chunk
-
-
-def _readable_document(c: Container, who: Principal, document_id: str) -> Document:
-    try:
-        doc = c.documents.get(document_id)
-        c.access.check_read(who, doc.collection_id)
-    except NotFound:
-        raise NotFound(f"no document {document_id}") from None
-    return doc
+        data += chunk
+        if len(data) > limit:
+            size = len(data)
+            while rest := await f.read(READ_CHUNK):
+                size += len(rest)
+            return Upload(client_file_name(f.filename), None, size)
+    return Upload(client_file_name(f.filename), bytes(data), len(data))
 
 
 @docs_router.get("/documents/{document_id}", response_model=DocumentOut)
-def get_document(document_id: str, who: CurrentUser, c: ContainerDep) -> DocumentOut:
+def get_document(document_id: str, who: CurrentActor, c: ContainerDep) -> DocumentOut:
     """One document with its ingestion status."""
-    doc = _readable_document(c, who, document_id)
-    return document_out(doc, c.documents.latest_jobs([doc.id]).get(doc.id))
+    return document_out(c.library.get_document(who, document_id))
 
 
 @docs_router.get(
@@ -277,17 +187,15 @@ def get_document(document_id: str, who: CurrentUser, c: ContainerDep) -> Documen
         }
     },
 )
-def document_file(document_id: str, who: CurrentUser, c: ContainerDep) -> Response:
+def document_file(document_id: str, who: CurrentActor, c: ContainerDep) -> Response:
     """The uploaded file itself, to open at a cited page (PDFs: add ``#page=N``)."""
-    doc = _readable_document(c, who, document_id)
-    if not c.blobs.exists(doc.sha256):
-        raise NotFound(f"the file of {doc.name!r} is no longer stored")
+    doc, data = c.library.document_file(who, document_id)
     mime, disposition = _served_as(doc.mime)
     headers = {"Content-Disposition": f"{disposition}; {_filename_params(doc.name)}"}
     if mime != "application/pdf":
         # Even if a browser renders it, a stored file runs no script on this origin.
         headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    return Response(c.blobs.get(doc.sha256), media_type=mime, headers=headers)
+    return Response(data, media_type=mime, headers=headers)
 
 
 def _served_as(mime: str | None) -> tuple[str, str]:
@@ -310,42 +218,14 @@ def _filename_params(name: str) -> str:
 
 
 @docs_router.delete("/documents/{document_id}", status_code=204)
-def delete_document(document_id: str, request: Request, who: CurrentUser, c: ContainerDep) -> None:
+def delete_document(document_id: str, who: CurrentActor, c: ContainerDep) -> None:
     """Delete a document: its text, chunks, vectors and stored file (needs write access)."""
-    doc = _readable_document(c, who, document_id)
-    c.access.check_write(who, doc.collection_id)
-    c.documents.delete(document_id, vectors=c.vectors, lexical=c.lexical)
-    c.audit.record(
-        "document.delete",
-        who,
-        target_type="document",
-        target_id=document_id,
-        ip=client_ip(request),
-        details={"collection_id": doc.collection_id, "name": doc.name},
-    )
+    c.library.delete_document(who, document_id)
 
 
 @docs_router.post("/documents/{document_id}/reindex", response_model=UploadOut, status_code=202)
-def reindex_document(
-    document_id: str, request: Request, who: CurrentUser, c: ContainerDep
-) -> UploadOut:
+def reindex_document(document_id: str, who: CurrentActor, c: ContainerDep) -> UploadOut:
     """Ingest the stored file again as a new version; the current one stays searchable
     until it is ready (needs write access)."""
-    doc = _readable_document(c, who, document_id)
-    c.access.check_write(who, doc.collection_id)
-    result = c.documents.reprocess(document_id, uploader=who.email)
-    c.wake_workers()
-    c.audit.record(
-        "document.reindex",
-        who,
-        target_type="document",
-        target_id=document_id,
-        ip=client_ip(request),
-        details={"new_document_id": result.document_id},
-    )
-    return UploadOut(
-        name=doc.name,
-        document_id=result.document_id,
-        job_id=result.job_id,
-        outcome=result.outcome,
-    )
+    doc, result = c.library.reindex_document(who, document_id)
+    return upload_out(doc.name, result)

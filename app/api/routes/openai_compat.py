@@ -11,33 +11,28 @@ Works unchanged with the official ``openai`` client.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool
 
-from app.api.deps import ContainerDep, CurrentUser, client_ip
+from app.api.deps import ContainerDep, CurrentActor
 from app.api.schemas import CitationOut, RequestModel, sse_event, whole
-from app.container import Container
-from app.errors import InvalidInput, NotFound, error_body
+from app.errors import InvalidInput, error_body
 from app.services.answer import Answer, AnswerEvent
-from app.services.auth import Principal
-from app.services.ratelimit import QUESTION_COST
+from app.services.answer_view import OUTCOME_FIELDS, answer_fields
 from llm.base import ChatMessage
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-ALL = "lantern"
-PREFIX = "lantern:"
 
 
 class ModelOut(BaseModel):
@@ -79,27 +74,15 @@ class CompletionIn(RequestModel):
 
 
 @router.get("/models", response_model=ModelList)
-def models(who: CurrentUser, c: ContainerDep) -> ModelList:
+def models(who: CurrentActor, c: ContainerDep) -> ModelList:
     """``lantern`` (every readable collection) and one model per readable collection."""
-    cols = c.collections.list_collections(c.access.readable(who))
     now = int(time.time())
-    data = [ModelOut(id=ALL, created=now)]
-    data += [
-        ModelOut(id=PREFIX + col.name, created=int(col.created_at.timestamp())) for col in cols
-    ]
-    return ModelList(data=data)
-
-
-def _scope(c: Container, who: Principal, model: str) -> list[str]:
-    if model == ALL:
-        return sorted(c.access.readable(who))
-    if model.startswith(PREFIX):
-        name = model[len(PREFIX) :]
-        readable = c.access.readable(who)
-        for col in c.collections.list_collections(readable):
-            if col.name == name:
-                return [col.id]
-    raise NotFound(f"no model {model!r}; GET /v1/models lists yours")
+    return ModelList(
+        data=[
+            ModelOut(id=name, created=int(at.timestamp()) if at else now)
+            for name, at in c.chats.models(who)
+        ]
+    )
 
 
 def _text(content: str | list[ContentPart] | None) -> str:
@@ -113,18 +96,13 @@ def _finish(answer: Answer) -> str:
 
 
 def _extension(answer: Answer) -> dict[str, Any]:
+    fields = answer_fields(answer)
     return {
         "citations": [
-            CitationOut(
-                **{k: v for k, v in asdict(c).items() if k in CitationOut.model_fields}
-            ).model_dump()
-            for c in answer.citations
+            CitationOut(**{k: c[k] for k in CitationOut.model_fields if k in c}).model_dump()
+            for c in fields["citations"]
         ],
-        "lantern": {
-            "abstained": answer.abstained,
-            "finish_reason": answer.finish_reason,
-            "notice": answer.notice,
-        },
+        "lantern": {k: fields[k] for k in OUTCOME_FIELDS},
     }
 
 
@@ -174,41 +152,21 @@ COMPLETION_EVENT = {
         }
     },
 )
-def chat_completions(
-    body: CompletionIn, request: Request, who: CurrentUser, c: ContainerDep
-) -> Any:
+def chat_completions(body: CompletionIn, who: CurrentActor, c: ContainerDep) -> Any:
     """OpenAI chat completions over the knowledge base, with citations."""
-    c.rate_limiter.hit(who, QUESTION_COST - 1)
-    scope = _scope(c, who, body.model)
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not _text(turns[-1].content).strip():
         raise InvalidInput("the last message must be a non-empty user message")
-    question = _text(turns[-1].content).strip()
-    if len(question) > 4000:
-        raise InvalidInput("questions are limited to 4000 characters")
     history = [ChatMessage(m.role, _text(m.content)) for m in turns[:-1]]  # type: ignore[arg-type]
-    events = c.answers.stream(question, collection_ids=scope, history=history)
+    events = c.chats.complete(
+        who, _text(turns[-1].content), history=history, model=body.model, stream=body.stream
+    )
+    first = next(events)  # a refusal is a JSON error, not a stream
     cid = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 
-    def audit(answer: Answer) -> None:
-        c.audit.record(
-            "question",
-            who,
-            target_type="model",
-            target_id=body.model[:64],
-            ip=client_ip(request),
-            details={
-                "chars": len(question),
-                "api": "openai",
-                "provenance": dict(answer.provenance),
-                "timings": dict(answer.timings),
-            },
-        )
-
     if not body.stream:
-        answer = next(e.answer for e in events if e.answer is not None)
-        audit(answer)
+        answer = next(e.answer for e in itertools.chain([first], events) if e.answer is not None)
         return {
             "id": cid,
             "object": "chat.completion",
@@ -225,14 +183,14 @@ def chat_completions(
             **_extension(answer),
         }
     return StreamingResponse(
-        _chunks(events, cid, created, body.model, audit),
+        _chunks(itertools.chain([first], events), cid, created, body.model),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _chunks(
-    events: Iterator[AnswerEvent], cid: str, created: int, model: str, audit: Any
+    events: Iterator[AnswerEvent], cid: str, created: int, model: str
 ) -> AsyncIterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload = {
@@ -249,7 +207,6 @@ async def _chunks(
     try:
         async for event in iterate_in_threadpool(events):
             if event.answer is not None:
-                audit(event.answer)
                 yield chunk({}, _finish(event.answer), **_extension(event.answer))
             elif event.delta:
                 yield chunk({"content": event.delta})

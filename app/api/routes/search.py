@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ContainerDep, CurrentUser
+from app.api.deps import ContainerDep, CurrentActor
 from app.api.schemas import SearchHitOut, SearchIn
 
 router = APIRouter(tags=["search"])
 
 
 @router.post("/search", response_model=list[SearchHitOut])
-def search(body: SearchIn, who: CurrentUser, c: ContainerDep) -> list[SearchHitOut]:
+def search(body: SearchIn, who: CurrentActor, c: ContainerDep) -> list[SearchHitOut]:
     """Hybrid (dense + BM25) search, permission-filtered inside both searches."""
-    scope = c.access.scope(who, body.collection_ids)
-    hits = c.search.search(body.query, k=body.k, collection_ids=scope)
+    hits = c.library.search(who, body.query, k=body.k, collection_ids=body.collection_ids)
     return [
         SearchHitOut(
             chunk_id=h.chunk_id,
