@@ -1,19 +1,22 @@
-"""The backend container: every long-lived object, built on first use from settings.
+"""The container wires settings to backends and services: every long-lived object,
+built on first use. It does no work itself: the ingestion workers' life is
+``IngestionQueue``'s, the rules are the services'.
 
-Entry points (CLI commands, and later the FastAPI lifespan) build one and pass it
-down; nothing is created at import time.
+Entry points (CLI commands, the FastAPI lifespan) build one and pass it down;
+nothing is created at import time, and building one touches neither the disk nor
+the environment. ``Container(settings, overrides={"chat_model": fake})`` is the one
+seam tests use to put a fake in place of any part before anything is built from it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from filelock import FileLock, Timeout
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +30,7 @@ from app.services.chat import ChatService
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.identity import IdentityService
+from app.services.ingestion_queue import IngestionQueue
 from app.services.jobstore import SqlJobStore
 from app.services.library import LibraryService
 from app.services.ratelimit import LoginThrottle, RateLimiter
@@ -37,7 +41,6 @@ from ingestion.chunking import Chunker
 from ingestion.jobs import JobRunner
 from ingestion.parsers.registry import ParserRegistry, default_registry
 from ingestion.pipeline import IngestionPipeline
-from ingestion.worker import WorkerPool
 from llm.base import ChatModel, GenerationParams
 from llm.guards import approx_tokens
 from llm.registry import create_chat_model, resolve_kind
@@ -59,19 +62,23 @@ HEADER_TOKENS = 32
 
 
 class Container:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, overrides: Mapping[str, Any] | None = None) -> None:
+        """``overrides`` replaces parts by name (``embedder``, ``chat_model``,
+        ``rate_limiter``...): whatever is built from them uses the replacement."""
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # unstructured and Gradio phone home unless told not to.
-        os.environ.setdefault("DO_NOT_TRACK", "1")
-        os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-        self._worker_lock: FileLock | None = None
-        self._pool: WorkerPool | None = None
+        parts = {n for n, v in vars(type(self)).items() if isinstance(v, cached_property)}
+        for name, value in (overrides or {}).items():
+            if name not in parts:
+                raise ValueError(f"no part {name!r} to override; parts: {', '.join(sorted(parts))}")
+            # cached_property keeps its value in the instance dict: this is that value.
+            self.__dict__[name] = value
 
     # -- storage ----------------------------------------------------------------
 
     @cached_property
     def engine(self) -> Engine:
+        if not self.settings.database.url:  # the SQLite file lives in the data dir
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         return make_engine(self.settings.database_url, echo=self.settings.database.echo)
 
     @cached_property
@@ -249,7 +256,11 @@ class Container:
     def job_store(self) -> SqlJobStore:
         i = self.settings.ingestion
         return SqlJobStore(
-            self.sessions, self.blobs, max_attempts=i.max_attempts, lease_seconds=i.lease_seconds
+            self.sessions,
+            self.blobs,
+            max_attempts=i.max_attempts,
+            lease_seconds=i.lease_seconds,
+            on_finished=lambda timings, ok: self.metrics.observe_job(timings, ok=ok),
         )
 
     @cached_property
@@ -263,7 +274,6 @@ class Container:
     @cached_property
     def metrics(self) -> Metrics:
         m = Metrics(self.documents.job_counts)
-        self.job_store.on_finished = lambda timings, ok: m.observe_job(timings, ok=ok)
         self.answers.on_answer = lambda a: m.observe_answer(
             a.timings,
             outcome="abstained" if a.abstained else ("incomplete" if a.incomplete else "answered"),
@@ -324,7 +334,7 @@ class Container:
             audit=self.audit,
             search=self.search,
             indexes=lambda: (self.vectors, self.lexical),
-            wake_workers=self.wake_workers,
+            wake_workers=lambda: self.ingestion.wake(),
             max_files_per_upload=self.settings.server.max_files_per_upload,
         )
 
@@ -344,73 +354,20 @@ class Container:
 
     # -- workers -------------------------------------------------------------------
 
-    def start_workers(self, threads: int | None = None) -> bool:
-        """Start the in-process worker pool, unless another process on this data dir
-        already runs one (then it does the work). Returns whether workers started here.
-
-        Holding the data-dir lock means no other worker is alive, so every job left
-        ``running`` was interrupted: it is requeued and its partial vectors removed.
-        Idempotent: a second call while the pool runs does nothing.
-        """
-        if self._pool is not None:
-            return True
-        lock = FileLock(str(self.settings.data_dir / "worker.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log.info("another Lantern process is running the workers for this data dir")
-            return False
-        self._worker_lock = lock
-        self.recover()
-        self._pool = WorkerPool(
-            self.job_store.claim_next,
-            self.runner.run,
-            threads=threads or self.settings.ingestion.workers,
-            poll_seconds=0.5,
-            on_idle=self.warm_indexes,
+    @cached_property
+    def ingestion(self) -> IngestionQueue:
+        return IngestionQueue(
+            jobs=self.job_store,
+            run=self.runner.run,
+            indexes=lambda: (self.vectors, self.lexical),
+            lock_path=self.settings.data_dir / "worker.lock",
+            threads=self.settings.ingestion.workers,
         )
-        self._pool.start()
-        return True
-
-    def recover(self) -> None:
-        """Requeue interrupted jobs, then drop vectors and blobs that no live document owns."""
-        exclusive = self._worker_lock is not None
-        self.job_store.recover(exclusive=exclusive)
-        live = self.job_store.live_document_ids(include_processing=not exclusive)
-        for index in (self.vectors, self.lexical):
-            orphans = index.document_ids() - live
-            if orphans:
-                n = index.delete_documents(orphans)
-                index.flush()
-                log.warning(
-                    "removed %d orphan %s entries of %d documents",
-                    n,
-                    type(index).__name__,
-                    len(orphans),
-                )
-        if exclusive:
-            self.job_store.gc_blobs()
-
-    def index_sizes(self) -> dict[str, int]:
-        """Entries in the vector and BM25 indexes (for status pages)."""
-        return {"vectors": self.vectors.count(), "lexical": self.lexical.count()}
-
-    def warm_indexes(self) -> None:
-        """Build what the next search would build lazily (the BM25 models after writes)."""
-        warm = getattr(self.lexical, "warm", None)
-        if callable(warm):
-            started = time.perf_counter()
-            warm()
-            log.info("search indexes warmed in %.2f s", time.perf_counter() - started)
-
-    def wake_workers(self) -> None:
-        if self._pool is not None:
-            self._pool.wake()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.stop()
-            self._pool = None
+        """Stop the workers, then close what was built (nothing is built to close it)."""
+        if "ingestion" in self.__dict__:
+            self.ingestion.stop()
         for name in ("vectors", "lexical"):
             if name in self.__dict__:
                 self.__dict__[name].close()
@@ -419,8 +376,5 @@ class Container:
             close = getattr(self.chat_model, "close", None)
             if callable(close):
                 close()
-        if self._worker_lock is not None:
-            self._worker_lock.release()
-            self._worker_lock = None
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -87,10 +87,31 @@ def settings(tmp_path: Path, database_url: str) -> Any:
 def container(settings: Any, embedder: Any) -> Iterator[Any]:
     from app.container import Container
 
-    c = Container(settings)
-    c.__dict__["embedder"] = embedder  # share the session's model; loading takes seconds
+    # Share the session's model: loading it takes seconds.
+    c = Container(settings, overrides={"embedder": embedder})
     c.migrate()
     try:
         yield c
     finally:
+        c.close()
+
+
+@pytest.fixture
+def rebuilt(container: Any) -> Iterator[Callable[..., Any]]:
+    """``rebuilt(server={"rate_limit_per_minute": 3})``: a second container over the same
+    database and indexes with some settings changed, as another process started with
+    them would be; closed at teardown."""
+    from app.container import Container
+
+    made: list[Any] = []
+
+    def make(**sections: dict[str, Any]) -> Any:
+        s = container.settings
+        update = {name: getattr(s, name).model_copy(update=v) for name, v in sections.items()}
+        shared = {n: getattr(container, n) for n in ("embedder", "vectors", "lexical")}
+        made.append(Container(s.model_copy(update=update), overrides=shared))
+        return made[-1]
+
+    yield make
+    for c in made:
         c.close()

@@ -20,6 +20,7 @@ from app.api.routes import admin, auth, chat, collections, health, openai_compat
 from app.api.schemas import COMMON_ERRORS
 from app.api.security import SameOriginWrites, SecurityHeaders, send_error
 from app.container import Container
+from app.environment import apply_defaults
 from app.errors import install_error_handlers
 from app.settings import Settings, get_settings
 
@@ -39,6 +40,7 @@ Errors have one shape: `{"error": {"code": "...", "message": "..."}}`."""
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
     """The app. Pass ``container`` to share one (tests); else one is built from
     ``settings`` (default: the environment) when the app starts."""
+    apply_defaults()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,8 +49,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         if c.settings.env == "prod" and c.settings.server.metrics_token is None:
             log.warning("/metrics answers anyone: set LANTERN_SERVER__METRICS_TOKEN")
         c.migrate()
-        _ = c.metrics  # hooks into jobs and answers before any runs
-        c.start_workers()
+        _ = c.metrics  # hooks into answers before any runs
+        c.ingestion.start()
         app.state.container = c
         try:
             yield

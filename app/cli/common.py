@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from app.container import Container
+from app.environment import apply_defaults
 from app.settings import get_settings
 
 console = Console()
@@ -31,8 +32,7 @@ def setup_logging(verbose: bool) -> None:
     # Third-party chatter that says nothing actionable to a CLI user.
     for name in ("sentence_transformers", "httpx", "huggingface_hub", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR if not verbose else logging.INFO)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    apply_defaults()
     try:
         from transformers.utils import logging as hf_logging
 

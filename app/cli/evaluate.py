@@ -132,7 +132,7 @@ def eval_qa(
         try:
             c.migrate()
             col = c.collections.ensure("eval")
-            c.start_workers()
+            c.ingestion.start()
             outcomes = queue_files(c, col.id, files)
             wait_for_jobs(
                 c, [o.result.job_id for o in outcomes if o.result.job_id], show_progress=not as_json

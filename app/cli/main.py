@@ -76,7 +76,7 @@ def ingest(
         col = c.library.create_collection(CLI, collection, exist_ok=True)
         # Before the workers start: they may finish a resumed job before it is counted.
         resumed = c.documents.unfinished_job_ids()
-        c.start_workers(workers)
+        c.ingestion.start(workers)
         if resumed:
             console.print(f"resuming {len(resumed)} unfinished job(s) from an earlier run")
         outcomes = queue_files(c, col.id, files)
@@ -306,7 +306,7 @@ def demo(
         col = c.library.create_collection(
             CLI, "Samples", description="Documents bundled with Lantern", exist_ok=True
         )
-        c.start_workers()
+        c.ingestion.start()
         outcomes = queue_files(c, col.id, [(p, p.name) for p in sample_files()])
         wait_for_jobs(c, [o.result.job_id for o in outcomes if o.result.job_id])
         summarise(c, outcomes, [])

@@ -42,13 +42,15 @@ class SqlJobStore:
         *,
         max_attempts: int = 3,
         lease_seconds: int = 120,
+        on_finished: Callable[[dict[str, float], bool], None] | None = None,
     ) -> None:
+        """``on_finished`` is called after a job finished for good, with its stage
+        timings and whether it succeeded (for metrics)."""
         self.sessions = sessions
         self.blobs = blobs
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
-        #: Called after a job finished for good: (stage timings, succeeded). For metrics.
-        self.on_finished: Callable[[dict[str, float], bool], None] | None = None
+        self.on_finished = on_finished
 
     # -- JobStore -------------------------------------------------------------------
 

@@ -112,19 +112,21 @@ def test_request_bodies_over_the_limit_are_refused(admin: TestClient, container:
     assert "1 MB" in r.json()["error"]["message"]
 
 
-def test_each_user_and_key_has_a_rate_limit(app: Any, member: TestClient, container: Any) -> None:
+def test_each_user_and_key_has_a_rate_limit(member: TestClient, rebuilt: Any) -> None:
+    from app.api.app import create_app
+
     key = member.post("/api/v1/api-keys", json={"name": "tool"}).json()["key"]
-    container.settings.server.rate_limit_per_minute = 3
-    container.__dict__.pop("rate_limiter", None)
-    for _ in range(3):
-        assert member.get("/api/v1/me").status_code == 200
-    r = member.get("/api/v1/me")
-    assert r.status_code == 429
-    assert r.json()["error"]["code"] == "rate_limited"
-    assert int(r.headers["Retry-After"]) >= 1
-    # The key has a budget of its own.
-    tool = TestClient(app, headers={"Authorization": f"Bearer {key}"})
-    assert tool.get("/api/v1/me").status_code == 200
+    app = create_app(container=rebuilt(server={"rate_limit_per_minute": 3}))
+    with TestClient(app, cookies=dict(member.cookies)) as member:
+        for _ in range(3):
+            assert member.get("/api/v1/me").status_code == 200
+        r = member.get("/api/v1/me")
+        assert r.status_code == 429
+        assert r.json()["error"]["code"] == "rate_limited"
+        assert int(r.headers["Retry-After"]) >= 1
+        # The key has a budget of its own.
+        tool = TestClient(app, headers={"Authorization": f"Bearer {key}"})
+        assert tool.get("/api/v1/me").status_code == 200
 
 
 def test_admins_list_users_and_promote_a_member(admin: TestClient, member: TestClient) -> None:

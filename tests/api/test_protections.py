@@ -15,15 +15,11 @@ from tests.api.conftest import ADMIN, MEMBER, login, upload
 WRONG = "not-the-password-1"
 
 
-def limit_logins(container: Any, **limits: int) -> Any:
-    """An app whose log-in limits are ``limits`` (the throttle is built on first use)."""
+def limit_logins(rebuilt: Any, **limits: int) -> Any:
+    """An app whose log-in limits are ``limits``."""
     from app.api.app import create_app
 
-    for name, value in limits.items():
-        setattr(container.settings.server, name, value)
-    for built in ("login_throttle", "identity"):
-        container.__dict__.pop(built, None)
-    return create_app(container=container)
+    return create_app(container=rebuilt(server=limits))
 
 
 def attempt(app: Any, email: str, password: str, ip: str) -> Any:
@@ -105,16 +101,16 @@ def test_failed_logins_are_limited_per_account_and_address(app: Any, admin: Test
     assert len(throttled.json()) == 1
 
 
-def test_one_address_guessing_many_accounts_is_limited(container: Any, admin: TestClient) -> None:
-    app = limit_logins(container, login_failures_per_address=5)
+def test_one_address_guessing_many_accounts_is_limited(rebuilt: Any, admin: TestClient) -> None:
+    app = limit_logins(rebuilt, login_failures_per_address=5)
     for i in range(5):
         assert attempt(app, f"user{i}@example.com", WRONG, "10.0.0.3").status_code == 401
     assert attempt(app, "user9@example.com", WRONG, "10.0.0.3").status_code == 429
     assert attempt(app, ADMIN[0], ADMIN[1], "10.0.0.4").status_code == 200
 
 
-def test_a_distributed_attack_cannot_lock_the_user_out(container: Any, admin: TestClient) -> None:
-    app = limit_logins(container, login_failures_per_account=6)
+def test_a_distributed_attack_cannot_lock_the_user_out(rebuilt: Any, admin: TestClient) -> None:
+    app = limit_logins(rebuilt, login_failures_per_account=6)
     assert attempt(app, MEMBER[0], WRONG, "10.0.1.1").status_code == 401  # no such user yet
     admin.post("/api/v1/users", json={"email": MEMBER[0], "password": MEMBER[1]})
     assert attempt(app, MEMBER[0], MEMBER[1], "10.9.9.9").status_code == 200  # the user's desk

@@ -36,9 +36,9 @@ def seeded(tmp_path: Path, database_url: str, embedder: Any) -> Iterator[tuple[A
             data_dir=tmp_path / "data",
             database={"url": database_url},
             server={"rate_limit_per_minute": 0},
-        )
+        ),
+        overrides={"embedder": embedder},
     )
-    c.__dict__["embedder"] = embedder
     app = create_app(container=c)
     c.migrate()
     c.auth.ensure_admin(*ADMIN)

@@ -24,8 +24,8 @@ from tests.unit.ingest_helpers import ingest
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
     data = tmp_path_factory.mktemp("gold") / "data"
-    c = Container(Settings(data_dir=data, llm={"kind": "extractive"}))
-    c.__dict__["embedder"] = embedder
+    settings = Settings(data_dir=data, llm={"kind": "extractive"})
+    c = Container(settings, overrides={"embedder": embedder})
     c.migrate()
     try:
         results = ingest(c, {p.name: p.read_bytes() for p in sample_files()}, "samples")

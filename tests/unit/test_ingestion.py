@@ -242,9 +242,9 @@ def test_interrupted_job_resumes_and_orphan_vectors_are_removed(container: Any) 
     assert top(container, "where does the alpha team sit") == []  # never half-visible
 
     # "Restart": the new process owns the data dir, so every running job is dead.
-    assert container.start_workers(threads=1)
+    assert container.ingestion.start(threads=1)
     assert "deleted-doc" not in container.vectors.document_ids()
-    container._pool.stop()  # stop the pool; finish the resumed job deterministically below
+    container.ingestion.stop()  # stop the pool; finish the resumed job deterministically below
     run_jobs(container)
     d = doc(container, r.document_id)
     assert d.status == DocumentStatus.READY
@@ -279,7 +279,7 @@ def test_worker_pool_survives_bad_files_and_ingests_the_rest(container: Any) -> 
     files["broken.pdf"] = docs.corrupt_pdf()
     files["bomb.docx"] = docs.zip_bomb_docx(40)
     results = add_files(container, files)
-    assert container.start_workers(threads=2)
+    assert container.ingestion.start(threads=2)
     import time
 
     deadline = time.monotonic() + 60
@@ -293,7 +293,7 @@ def test_worker_pool_survives_bad_files_and_ingests_the_rest(container: Any) -> 
     assert container.documents.chunk_count() == 6
     # The pool is still alive: a file queued afterwards is picked up.
     late = add_files(container, {"late.md": docs.make_markdown("Late note about the lift.")})
-    container.wake_workers()
+    container.ingestion.wake()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if doc(container, late["late.md"].document_id).status == DocumentStatus.READY:
