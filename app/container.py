@@ -26,9 +26,11 @@ from app.services.auth import AuthService
 from app.services.chat import ChatService
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
+from app.services.indexing import IndexingService
 from app.services.jobstore import SqlJobStore
 from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
+from app.services.status import StatusService
 from app.settings import Settings
 from ingestion.blobstore import BlobStore
 from ingestion.chunking import Chunker
@@ -312,6 +314,25 @@ class Container:
     def search(self) -> SearchService:
         return SearchService(
             self.sessions, lambda: self.retriever, mode=self.settings.retrieval.mode
+        )
+
+    @cached_property
+    def indexing(self) -> IndexingService:
+        return IndexingService(
+            self.documents,
+            vectors=lambda: self.vectors,
+            lexical=lambda: self.lexical,
+            wake_workers=self.wake_workers,
+        )
+
+    @cached_property
+    def status(self) -> StatusService:
+        return StatusService(
+            embedder=lambda: self.embedder,
+            index_sizes=self.index_sizes,
+            job_counts=self.documents.job_counts,
+            chat_backend=lambda: self.chat_kind,
+            configured_model=self.settings.embedding.model,
         )
 
     # -- workers -------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -20,10 +19,11 @@ from app.api.schemas import (
     UploadOut,
 )
 from app.container import Container
-from app.db.models import Collection, Document, IngestionJob, JobStatus
+from app.db.models import Collection, Document, IngestionJob
 from app.errors import InvalidInput, NotFound
 from app.services.auth import Principal
 from app.services.documents import upload_name
+from app.services.indexing import eta_seconds
 
 router = APIRouter(tags=["collections"])
 docs_router = APIRouter(tags=["documents"])
@@ -141,16 +141,6 @@ def set_access(
 
 
 def document_out(doc: Document, job: IngestionJob | None) -> DocumentOut:
-    eta = None
-    if (
-        job is not None
-        and job.status == JobStatus.RUNNING
-        and job.started_at
-        and job.progress > 0.02
-    ):
-        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
-        elapsed = (datetime.now(UTC) - started).total_seconds()
-        eta = round(max(0.0, elapsed * (1 - job.progress) / job.progress), 1)
     return DocumentOut(
         id=doc.id,
         collection_id=doc.collection_id,
@@ -168,7 +158,7 @@ def document_out(doc: Document, job: IngestionJob | None) -> DocumentOut:
         job_id=job.id if job else None,
         stage=job.stage if job else None,
         progress=job.progress if job else 0.0,
-        eta_s=eta,
+        eta_s=eta_seconds(job),
         timings=dict(doc.timings or (job.timings if job else {}) or {}),
     )
 
