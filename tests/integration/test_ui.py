@@ -190,7 +190,7 @@ def test_a_member_cannot_call_admin_handlers_directly(server: str) -> None:
     admin.post("/api/v1/users", json={"email": "eve@example.com", "password": "eve-password-1"})
     eve = httpx.Client(base_url=server, timeout=60)
     eve.post("/api/v1/auth/login", json={"email": "eve@example.com", "password": "eve-password-1"})
-    for name, data in (("do_create", ["Eve's collection"]), ("do_create_key", ["eve"])):
+    for name, data in (("create_collection", ["Eve's collection"]), ("create_key", ["eve"])):
         r = eve.post(f"/ui/gradio_api/call/{name}", json={"data": data})
         assert r.status_code == 200, r.text
         events = eve.get(f"/ui/gradio_api/call/{name}/{r.json()['event_id']}").text
@@ -200,5 +200,5 @@ def test_a_member_cannot_call_admin_handlers_directly(server: str) -> None:
     keys = admin.get("/api/v1/api-keys", params={"all_users": True}).json()
     assert all(k["name"] != "eve" for k in keys)
     # Without a session there is no UI at all.
-    anonymous = httpx.post(f"{server}/ui/gradio_api/call/do_create", json={"data": ["x"]})
+    anonymous = httpx.post(f"{server}/ui/gradio_api/call/create_collection", json={"data": ["x"]})
     assert anonymous.status_code in (401, 403)
