@@ -64,7 +64,12 @@ def test_admin_sets_up_and_a_member_gets_a_cited_answer(server: str, browser: An
         fill(admin, "new-user-email", email)
         fill(admin, "new-user-password", "member-password-1")
         admin.click("#create-user")
-        admin.wait_for_timeout(500)
+        # Created when the form is cleared: the next fill must not race that clearing.
+        box = admin.locator("#new-user-email textarea, #new-user-email input").first
+        deadline = time.monotonic() + 60
+        while box.input_value():
+            assert time.monotonic() < deadline, "the user was not created"
+            admin.wait_for_timeout(100)
     choose(admin, "member-group", "staff")
     choose(admin, "member-user", "mia@example.com")
     admin.click("#add-member")
