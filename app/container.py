@@ -35,6 +35,7 @@ from app.services.jobstore import SqlJobStore
 from app.services.library import LibraryService
 from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
+from app.services.status import StatusService
 from app.settings import Settings
 from ingestion.blobstore import BlobStore
 from ingestion.chunking import Chunker
@@ -350,6 +351,16 @@ class Container:
     def search(self) -> SearchService:
         return SearchService(
             self.sessions, lambda: self.retriever, mode=self.settings.retrieval.mode
+        )
+
+    @cached_property
+    def status(self) -> StatusService:
+        return StatusService(
+            embedder=lambda: self.embedder,
+            index_sizes=lambda: self.ingestion.index_sizes(),
+            job_counts=self.documents.job_counts,
+            chat_backend=lambda: self.chat_kind,
+            configured_model=self.settings.embedding.model,
         )
 
     # -- workers -------------------------------------------------------------------

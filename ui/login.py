@@ -11,6 +11,7 @@ import base64
 import hashlib
 import html
 import re
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,8 +24,6 @@ router = APIRouter(include_in_schema=False)
 
 UI_PATH = "/ui"
 
-PAGE = (Path(__file__).parent / "static" / "login.html").read_text(encoding="utf-8")
-
 #: Where a browser lands when ``next`` is missing or would leave this site.
 DEFAULT_NEXT = UI_PATH + "/"
 
@@ -35,20 +34,28 @@ _REMOVED = re.compile("[\t\n\r]")
 _BASE = ("http", "lantern.invalid")
 
 
+@cache
+def page() -> str:
+    """The log-in page's template (read on first use, not at import)."""
+    return (Path(__file__).parent / "static" / "login.html").read_text(encoding="utf-8")
+
+
 def _hash_of(tag: str) -> str:
-    body = re.search(rf"<{tag}>(.*?)</{tag}>", PAGE, re.S)
+    body = re.search(rf"<{tag}>(.*?)</{tag}>", page(), re.S)
     assert body is not None, f"login.html has no <{tag}>"
     digest = hashlib.sha256(body.group(1).encode()).digest()
     return "'sha256-" + base64.b64encode(digest).decode() + "'"
 
 
-#: Only the page's own inline script and style run; it may call this origin only.
-LOGIN_CSP = (
-    "default-src 'none'; "
-    f"script-src {_hash_of('script')}; style-src {_hash_of('style')}; "
-    "connect-src 'self'; img-src 'self'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
+@cache
+def login_csp() -> str:
+    """Only the page's own inline script and style run; it may call this origin only."""
+    return (
+        "default-src 'none'; "
+        f"script-src {_hash_of('script')}; style-src {_hash_of('style')}; "
+        "connect-src 'self'; img-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    )
 
 
 def safe_next(target: str | None) -> str:
@@ -78,15 +85,15 @@ def safe_next(target: str | None) -> str:
 def login_page(next: str | None = None) -> HTMLResponse:
     # The target goes into an HTML attribute, escaped; the script reads it from the
     # DOM, so no request text is ever part of a script.
-    page = PAGE.replace("NEXT", html.escape(safe_next(next), quote=True))
-    return HTMLResponse(page, headers={"Content-Security-Policy": LOGIN_CSP})
+    filled = page().replace("NEXT", html.escape(safe_next(next), quote=True))
+    return HTMLResponse(filled, headers={"Content-Security-Policy": login_csp()})
 
 
 @router.get("/logout")
 def logout(request: Request) -> RedirectResponse:
     container = request.app.state.container
     if token := request.cookies.get(SESSION_COOKIE):
-        container.auth.end_session(token)
+        container.identity.log_out(token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
@@ -10,16 +11,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import SESSION_COOKIE
 from app.errors import LanternError
-from ui.login import UI_PATH, router
+from ui.login import UI_PATH, login_csp, router
+
+if TYPE_CHECKING:
+    from ui.web import AdminUI, ChatUI
 
 
-def mount_ui(app: FastAPI, get_container: Any) -> FastAPI:
+def mount_ui(app: FastAPI, get_container: Callable[[], Any]) -> FastAPI:
     """Add /login, /logout and the Gradio app at /ui. ``get_container()`` returns the
     running container (it exists only once the app has started)."""
     import gradio as gr
 
-    from ui.web import CSS, build_ui
+    from ui.web import build_ui, css
 
+    login_csp()  # reads the log-in page now: a broken install fails here, not on a visit
     app.include_router(router)
 
     def user_of(request: Request) -> str | None:
@@ -27,11 +32,11 @@ def mount_ui(app: FastAPI, get_container: Any) -> FastAPI:
         if not token:
             return None
         try:
-            return get_container().auth.from_session(token).user_id  # type: ignore[no-any-return]
+            return get_container().identity.authenticate(session=token).user_id  # type: ignore[no-any-return]
         except LanternError:
             return None
 
-    blocks = build_ui(_Lazy(get_container))  # type: ignore[arg-type]
+    blocks = build_ui(*handlers(get_container))
     # The machine's own fonts, with a CJK fallback so Chinese answers render; nothing
     # is fetched from font CDNs (tests/integration/test_ui.py checks no other host).
     fonts = [
@@ -44,16 +49,36 @@ def mount_ui(app: FastAPI, get_container: Any) -> FastAPI:
     ]
     theme = gr.themes.Default(font=fonts, font_mono=["ui-monospace", "monospace"])
     app = gr.mount_gradio_app(
-        app, blocks, path=UI_PATH, auth_dependency=user_of, css=CSS, theme=theme, footer_links=[]
+        app, blocks, path=UI_PATH, auth_dependency=user_of, css=css(), theme=theme, footer_links=[]
     )
     app.add_middleware(LoginRedirect)
     return app
 
 
-class _Lazy:
-    """The container, looked up on each use (the UI is built before the app starts)."""
+def handlers(get_container: Callable[[], Any]) -> tuple[ChatUI, AdminUI]:
+    """The UI's handler classes on the running container's services."""
+    from ui.web import AdminUI, ChatUI, StatusUI
 
-    def __init__(self, get: Any) -> None:
+    def service(name: str) -> Any:
+        return _Lazy(lambda: getattr(get_container(), name))
+
+    identity, library = service("identity"), service("library")
+    chat = ChatUI(
+        identity=identity, chats=service("chats"), library=library, search=service("search")
+    )
+    admin = AdminUI(
+        identity=identity,
+        library=library,
+        status=StatusUI(identity=identity, status=service("status")),
+    )
+    return chat, admin
+
+
+class _Lazy:
+    """A service of the container, looked up on each use (the UI is built before the
+    app starts, and so before the container exists)."""
+
+    def __init__(self, get: Callable[[], Any]) -> None:
         self._get = get
 
     def __getattr__(self, name: str) -> Any:
@@ -87,7 +112,7 @@ def _invalid(scope: Scope, request: Request) -> bool:
     if container is None:
         return False
     try:
-        container.auth.from_session(request.cookies.get(SESSION_COOKIE, ""))
+        container.identity.authenticate(session=request.cookies.get(SESSION_COOKIE, ""))
     except LanternError:
         return True
     return False

@@ -1,4 +1,4 @@
-"""The FastAPI app factory. ``lantern serve`` runs it with uvicorn.
+"""The FastAPI app factory: the API alone. ``app.main.build_app`` adds the browser UI.
 
 The lifespan builds the container, runs the database migrations (a start-up
 step, never at import) and starts the ingestion workers; shutting down stops them.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -37,9 +37,15 @@ only the collections the caller may read.
 Errors have one shape: `{"error": {"code": "...", "message": "..."}}`."""
 
 
-def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
-    """The app. Pass ``container`` to share one (tests); else one is built from
-    ``settings`` (default: the environment) when the app starts."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    container: Container | None = None,
+    extend: Callable[[FastAPI], FastAPI] | None = None,
+) -> FastAPI:
+    """The API. Pass ``container`` to share one (tests); else one is built from
+    ``settings`` (default: the environment) when the app starts. ``extend`` adds
+    routes behind the same protections (headers, body limit, same-origin writes)."""
     apply_defaults()
 
     @asynccontextmanager
@@ -89,22 +95,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    if s.server.ui:
-        app = _with_ui(app)
+    if extend is not None:
+        app = extend(app)
     app.add_middleware(BodyLimit, max_bytes=s.server.max_request_mb * 1024 * 1024)
     app.add_middleware(SameOriginWrites, allowed_origins=s.server.cors_origins)
     app.add_middleware(RequestMetrics)
     app.add_middleware(SecurityHeaders, hsts=s.secure_cookies)
     return app
-
-
-def _with_ui(app: FastAPI) -> FastAPI:
-    try:
-        from ui.mount import mount_ui
-    except ImportError as e:  # gradio not installed: the API alone
-        log.warning("the web UI is off: %s", e)
-        return app
-    return mount_ui(app, lambda: app.state.container)
 
 
 class RequestMetrics:

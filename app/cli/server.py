@@ -18,16 +18,16 @@ users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 
 
 def serve_container(c: Container | None, host: str | None, port: int | None) -> None:
-    """Run the API with uvicorn until interrupted (on ``c`` if given, else a new one)."""
+    """Run the API and UI with uvicorn until interrupted (on ``c`` if given, else a new one)."""
     import uvicorn
 
-    from app.api.app import create_app
+    from app.main import build_app
 
     settings = c.settings if c else get_settings()
     settings.check_secrets()
     host = host or settings.server.host
     port = port or settings.server.port
-    app = create_app(settings, container=c)
+    app = build_app(settings, container=c)
     console.print(
         f"Lantern API on [bold]http://{host}:{port}[/] "
         f"(OpenAPI docs: http://{host}:{port}/api/v1/docs); Ctrl+C stops it"
@@ -41,7 +41,8 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default LANTERN_SERVER__PORT).")] = None,
 ) -> None:
-    """Serve the REST API (migrations run at start-up; ingestion workers run inside)."""
+    """Serve the REST API and the browser UI (migrations run at start-up; ingestion
+    workers run inside)."""
     serve_container(None, host, port)
 
 

@@ -205,6 +205,18 @@ class IdentityService:
             ev.details["members"] = len(members)
             return self._access.get_group(group_id), members
 
+    def add_member(self, actor: Actor, group_id: str, user_id: str) -> list[str]:
+        """Add one user to the group (admins)."""
+        with self._audit.event(
+            "group.members", actor, target_type="group", target_id=group_id
+        ) as ev:
+            actor.require_admin()
+            self._access.add_member(group_id, user_id)
+            groups = self._access.list_groups()
+            members = next((m for g, m in groups if g.id == group_id), [])
+            ev.details.update(added=user_id, members=len(members))
+            return members
+
     def delete_group(self, actor: Actor, group_id: str) -> None:
         """Delete a group and the access it granted (admins)."""
         with self._audit.event("group.delete", actor, target_type="group", target_id=group_id):

@@ -1,4 +1,7 @@
-"""Fixtures for API tests: the app in-process over the shared container, and users."""
+"""Fixtures for API tests: the app in-process over the shared container, and users.
+
+``app`` is the whole web app (API and UI, as ``lantern serve`` runs it); a test of
+the API alone can call ``app.api.app.create_app`` itself."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.app import create_app
+from app.main import build_app
 
 ADMIN = ("admin@example.com", "admin-password-1")
 MEMBER = ("member@example.com", "member-password-1")
@@ -18,7 +21,7 @@ OUTSIDER = ("outsider@example.com", "outsider-password-1")
 
 @pytest.fixture
 def app(container: Any) -> Any:
-    return create_app(container=container)
+    return build_app(container=container)
 
 
 @pytest.fixture

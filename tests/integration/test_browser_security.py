@@ -221,7 +221,7 @@ def test_a_page_on_another_port_cannot_write_with_the_admins_cookie(
       const text = {{'Content-Type': 'text/plain'}};
       Promise.allSettled([
         fetch('{server}/api/v1/collections/{cid}/documents', {{...opts, body: fd}}),
-        fetch('{server}/ui/gradio_api/call/do_create', {{...opts, headers: text,
+        fetch('{server}/ui/gradio_api/call/create_collection', {{...opts, headers: text,
           body: '{{"data": ["Planted"]}}'}}),
       ]).then(() => {{ document.title = 'done'; }});
     </script>"""
@@ -232,7 +232,7 @@ def test_a_page_on_another_port_cannot_write_with_the_admins_cookie(
     page.wait_for_timeout(1000)
     # The browser sent both from the other origin, with the admin's cookie...
     assert sorted(urlsplit(r.url).path for r in sent) == sorted(
-        [f"/api/v1/collections/{cid}/documents", "/ui/gradio_api/call/do_create"]
+        [f"/api/v1/collections/{cid}/documents", "/ui/gradio_api/call/create_collection"]
     )
     for r in sent:
         headers = r.all_headers()

@@ -64,7 +64,12 @@ def test_admin_sets_up_and_a_member_gets_a_cited_answer(server: str, browser: An
         fill(admin, "new-user-email", email)
         fill(admin, "new-user-password", "member-password-1")
         admin.click("#create-user")
-        admin.wait_for_timeout(500)
+        # Created when the form is cleared: the next fill must not race that clearing.
+        box = admin.locator("#new-user-email textarea, #new-user-email input").first
+        deadline = time.monotonic() + 60
+        while box.input_value():
+            assert time.monotonic() < deadline, "the user was not created"
+            admin.wait_for_timeout(100)
     choose(admin, "member-group", "staff")
     choose(admin, "member-user", "mia@example.com")
     admin.click("#add-member")
@@ -190,7 +195,7 @@ def test_a_member_cannot_call_admin_handlers_directly(server: str) -> None:
     admin.post("/api/v1/users", json={"email": "eve@example.com", "password": "eve-password-1"})
     eve = httpx.Client(base_url=server, timeout=60)
     eve.post("/api/v1/auth/login", json={"email": "eve@example.com", "password": "eve-password-1"})
-    for name, data in (("do_create", ["Eve's collection"]), ("do_create_key", ["eve"])):
+    for name, data in (("create_collection", ["Eve's collection"]), ("create_key", ["eve"])):
         r = eve.post(f"/ui/gradio_api/call/{name}", json={"data": data})
         assert r.status_code == 200, r.text
         events = eve.get(f"/ui/gradio_api/call/{name}/{r.json()['event_id']}").text
@@ -200,5 +205,5 @@ def test_a_member_cannot_call_admin_handlers_directly(server: str) -> None:
     keys = admin.get("/api/v1/api-keys", params={"all_users": True}).json()
     assert all(k["name"] != "eve" for k in keys)
     # Without a session there is no UI at all.
-    anonymous = httpx.post(f"{server}/ui/gradio_api/call/do_create", json={"data": ["x"]})
+    anonymous = httpx.post(f"{server}/ui/gradio_api/call/create_collection", json={"data": ["x"]})
     assert anonymous.status_code in (401, 403)
