@@ -35,17 +35,18 @@ from ingestion.chunking import Chunker
 from ingestion.jobs import JobRunner
 from ingestion.parsers.registry import ParserRegistry, default_registry
 from ingestion.pipeline import IngestionPipeline
-from ingestion.worker import WorkerPool
+from ingestion.queues.base import JobQueue
+from ingestion.queues.registry import create_job_queue
 from llm.base import ChatModel, GenerationParams
 from llm.guards import approx_tokens
-from llm.registry import create_chat_model, resolve_kind
+from llm.registry import create_chat_model
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.cache import EmbeddingCache
 from retrieval.embedders.registry import create_embedder
 from retrieval.hybrid import HybridRetriever
 from retrieval.lexical.base import LexicalIndex
 from retrieval.lexical.registry import create_lexical_index
-from retrieval.rerank import load_reranker
+from retrieval.rerankers.registry import create_reranker
 from retrieval.vectorstores.base import VectorStore
 from retrieval.vectorstores.registry import create_vector_store
 
@@ -64,7 +65,7 @@ class Container:
         os.environ.setdefault("DO_NOT_TRACK", "1")
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         self._worker_lock: FileLock | None = None
-        self._pool: WorkerPool | None = None
+        self._pool: JobQueue | None = None
 
     # -- storage ----------------------------------------------------------------
 
@@ -90,16 +91,11 @@ class Container:
     @cached_property
     def embedder(self) -> Embedder:
         e = self.settings.embedding
+        shared = e.model_dump(exclude={"kind", *e.sections()})
         return create_embedder(
-            model=e.model,
-            device=e.device,
-            allow_download=e.allow_download,
-            fallback=e.fallback,
-            query_instruction=e.query_instruction,
-            batch_size=e.batch_size,
-            backend=e.backend,
-            quantize=e.quantize,
-            cache_dir=self.settings.data_dir / "models" / "onnx",
+            kind=e.kind,
+            context={**shared, "cache_dir": self.settings.data_dir / "models" / "onnx"},
+            **e.options(),
         )
 
     @property
@@ -108,7 +104,7 @@ class Container:
 
     @property
     def lexical_dir(self) -> Path:
-        return self.settings.index_dir / "bm25"
+        return self.settings.index_dir / self.settings.lexical.kind
 
     @cached_property
     def vectors(self) -> VectorStore:
@@ -127,8 +123,11 @@ class Container:
         return self.open_lexical_index(self.lexical_dir)
 
     def open_lexical_index(self, directory: os.PathLike[str]) -> LexicalIndex:
+        lexical = self.settings.lexical
         return create_lexical_index(
-            "bm25", directory=Path(directory), cache_dir=self.settings.data_dir / "cache"
+            lexical.kind,
+            context={"directory": Path(directory), "cache_dir": self.settings.data_dir / "cache"},
+            **lexical.options(),
         )
 
     @cached_property
@@ -136,10 +135,11 @@ class Container:
         r = self.settings.retrieval
         reranker = None
         if r.mode == "hybrid+rerank":
-            reranker = load_reranker(
-                r.reranker_model,
-                device=self.settings.embedding.device,
-                allow_download=self.settings.embedding.allow_download,
+            e = self.settings.embedding
+            reranker = create_reranker(
+                self.settings.reranker.kind,
+                context={"device": e.device, "allow_download": e.allow_download},
+                **self.settings.reranker.options(),
             )
         return HybridRetriever(
             self.embedder,
@@ -157,23 +157,11 @@ class Container:
     def chat_model(self) -> ChatModel:
         m = self.settings.llm
         return create_chat_model(
-            m.kind,
-            base_url=m.base_url,
-            api_key=m.api_key.get_secret_value() if m.api_key else None,
-            model=m.model,
-            connect_timeout_s=m.connect_timeout_s,
-            read_timeout_s=m.read_timeout_s,
-            max_retries=m.max_retries,
-            model_path=m.model_path,
-            n_ctx=m.n_ctx,
-            n_threads=m.n_threads,
-            n_gpu_layers=m.n_gpu_layers,
+            self.chat_kind,
             deterministic=m.deterministic,
             seed=m.seed,
-            extractive_similarity=(
-                self.sentence_similarity if self.settings.answer.extractive_semantic else None
-            ),
-            extractive_min_support=self.settings.answer.extractive_min_support,
+            context={"similarity": self.sentence_similarity},
+            **m.options(),
         )
 
     @cached_property
@@ -190,8 +178,7 @@ class Container:
 
     @property
     def chat_kind(self) -> str:
-        m = self.settings.llm
-        return resolve_kind(m.kind, base_url=m.base_url, model_path=m.model_path)
+        return self.settings.llm.resolved_kind
 
     @cached_property
     def answers(self) -> AnswerService:
@@ -334,12 +321,15 @@ class Container:
             return False
         self._worker_lock = lock
         self.recover()
-        self._pool = WorkerPool(
+        options = self.settings.jobs.options()
+        if threads and "workers" in options:
+            options["workers"] = threads  # `lantern serve --workers N`
+        self._pool = create_job_queue(
+            self.settings.jobs.kind,
             self.job_store.claim_next,
             self.runner.run,
-            threads=threads or self.settings.ingestion.workers,
-            poll_seconds=0.5,
             on_idle=self.warm_indexes,
+            **options,
         )
         self._pool.start()
         return True

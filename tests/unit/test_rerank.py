@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrieval import rerank as rerank_module
 from retrieval.errors import RerankError
-from retrieval.rerank import CrossEncoderReranker, load_reranker
+from retrieval.rerankers import cross_encoder as rerank_module
+from retrieval.rerankers.cross_encoder import CrossEncoderReranker, load_reranker
 from tests.unit.test_fusion import CORPUS, build, lookup
 
 
