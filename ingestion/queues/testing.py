@@ -46,7 +46,7 @@ class FakeJobQueue:
         if not self._started or self._stopped or self._busy:
             return  # a job that submits another is not re-entered; the loop claims it
         ran_any = False
-        while not self._stopped and (job_id := self._claim()) is not None:
+        while not self._stopped and (job_id := self._claim_or_none()) is not None:
             self._busy += 1
             try:
                 self._run(job_id)
@@ -57,4 +57,15 @@ class FakeJobQueue:
             self.ran.append(job_id)
             ran_any = True
         if ran_any and self._on_idle is not None:
-            self._on_idle()
+            try:
+                self._on_idle()
+            except Exception:
+                log.exception("the idle hook failed")
+
+    def _claim_or_none(self) -> str | None:
+        """A failing claim ends this drain, like an empty queue; the next wake retries."""
+        try:
+            return self._claim()
+        except Exception:
+            log.exception("claiming a job failed")
+            return None
