@@ -42,7 +42,7 @@ class TestFake(JobQueueContract):
 
 def test_the_registry_lists_every_kind_and_explains_missing_ones() -> None:
     assert available_kinds() == ["celery", "fake", "inline"]
-    with pytest.raises(JobQueueError, match="'celery' job queue is not available.*'inline'"):
+    with pytest.raises(JobQueueError, match=r"'celery' job queue is not available.*'inline'"):
         create_job_queue("celery", lambda: None, lambda _: None)
     with pytest.raises(JobQueueError, match="unknown job queue kind 'rq'"):
         create_job_queue("rq", lambda: None, lambda _: None)
