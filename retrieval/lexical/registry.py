@@ -11,7 +11,10 @@ from retrieval.lexical.base import LexicalIndex
 
 REGISTRY: Registry[LexicalIndex] = Registry(
     "lexical index",
-    {"bm25": Backend("retrieval.lexical.bm25_index", "Bm25Index", None)},
+    {
+        "bm25": Backend("retrieval.lexical.bm25_index", "Bm25Index", None),
+        "fake": Backend("retrieval.lexical.testing", "FakeLexicalIndex", None),
+    },
     error=LexicalIndexError,
 )
 
