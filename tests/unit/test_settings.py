@@ -101,7 +101,7 @@ def test_the_new_name_wins_over_the_old_one(monkeypatch: pytest.MonkeyPatch) -> 
     [
         ("llm", "vllm", "auto, extractive, fake, llamacpp, openai"),
         ("embedding", "tensorrt", "fake, onnx, torch"),
-        ("vector_store", "qdrant", "fake, faiss, milvus"),
+        ("vector_store", "qdrant", "faiss, fake, milvus"),
         ("lexical", "elastic", "bm25, fake"),
         ("reranker", "colbert", "cross-encoder, fake"),
         ("jobs", "rq", "celery, fake, inline"),
