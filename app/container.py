@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -42,16 +42,18 @@ from ingestion.chunking import Chunker
 from ingestion.jobs import JobRunner
 from ingestion.parsers.registry import ParserRegistry, default_registry
 from ingestion.pipeline import IngestionPipeline
+from ingestion.queues.base import JobQueue
+from ingestion.queues.registry import create_job_queue
 from llm.base import ChatModel, GenerationParams
 from llm.guards import approx_tokens
-from llm.registry import create_chat_model, resolve_kind
+from llm.registry import create_chat_model
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.cache import EmbeddingCache
 from retrieval.embedders.registry import create_embedder
 from retrieval.hybrid import HybridRetriever
 from retrieval.lexical.base import LexicalIndex
 from retrieval.lexical.registry import create_lexical_index
-from retrieval.rerank import load_reranker
+from retrieval.rerankers.registry import create_reranker
 from retrieval.vectorstores.base import VectorStore
 from retrieval.vectorstores.registry import create_vector_store
 
@@ -100,16 +102,11 @@ class Container:
     @cached_property
     def embedder(self) -> Embedder:
         e = self.settings.embedding
+        shared = e.model_dump(exclude={"kind", *e.sections()})
         return create_embedder(
-            model=e.model,
-            device=e.device,
-            allow_download=e.allow_download,
-            fallback=e.fallback,
-            query_instruction=e.query_instruction,
-            batch_size=e.batch_size,
-            backend=e.backend,
-            quantize=e.quantize,
-            cache_dir=self.settings.data_dir / "models" / "onnx",
+            kind=e.kind,
+            context={**shared, "cache_dir": self.settings.data_dir / "models" / "onnx"},
+            **e.options(),
         )
 
     @property
@@ -118,7 +115,7 @@ class Container:
 
     @property
     def lexical_dir(self) -> Path:
-        return self.settings.index_dir / "bm25"
+        return self.settings.index_dir / self.settings.lexical.kind
 
     @cached_property
     def vectors(self) -> VectorStore:
@@ -137,8 +134,11 @@ class Container:
         return self.open_lexical_index(self.lexical_dir)
 
     def open_lexical_index(self, directory: os.PathLike[str]) -> LexicalIndex:
+        lexical = self.settings.lexical
         return create_lexical_index(
-            "bm25", directory=Path(directory), cache_dir=self.settings.data_dir / "cache"
+            lexical.kind,
+            context={"directory": Path(directory), "cache_dir": self.settings.data_dir / "cache"},
+            **lexical.options(),
         )
 
     @cached_property
@@ -146,10 +146,11 @@ class Container:
         r = self.settings.retrieval
         reranker = None
         if r.mode == "hybrid+rerank":
-            reranker = load_reranker(
-                r.reranker_model,
-                device=self.settings.embedding.device,
-                allow_download=self.settings.embedding.allow_download,
+            e = self.settings.embedding
+            reranker = create_reranker(
+                self.settings.reranker.kind,
+                context={"device": e.device, "allow_download": e.allow_download},
+                **self.settings.reranker.options(),
             )
         return HybridRetriever(
             self.embedder,
@@ -167,23 +168,11 @@ class Container:
     def chat_model(self) -> ChatModel:
         m = self.settings.llm
         return create_chat_model(
-            m.kind,
-            base_url=m.base_url,
-            api_key=m.api_key.get_secret_value() if m.api_key else None,
-            model=m.model,
-            connect_timeout_s=m.connect_timeout_s,
-            read_timeout_s=m.read_timeout_s,
-            max_retries=m.max_retries,
-            model_path=m.model_path,
-            n_ctx=m.n_ctx,
-            n_threads=m.n_threads,
-            n_gpu_layers=m.n_gpu_layers,
+            self.chat_kind,
             deterministic=m.deterministic,
             seed=m.seed,
-            extractive_similarity=(
-                self.sentence_similarity if self.settings.answer.extractive_semantic else None
-            ),
-            extractive_min_support=self.settings.answer.extractive_min_support,
+            context={"similarity": self.sentence_similarity},
+            **m.options(),
         )
 
     @cached_property
@@ -200,8 +189,7 @@ class Container:
 
     @property
     def chat_kind(self) -> str:
-        m = self.settings.llm
-        return resolve_kind(m.kind, base_url=m.base_url, model_path=m.model_path)
+        return self.settings.llm.resolved_kind
 
     @cached_property
     def answers(self) -> AnswerService:
@@ -369,10 +357,21 @@ class Container:
     def ingestion(self) -> IngestionQueue:
         return IngestionQueue(
             jobs=self.job_store,
-            run=self.runner.run,
+            make_queue=self._job_queue,
             indexes=lambda: (self.vectors, self.lexical),
             lock_path=self.settings.data_dir / "worker.lock",
-            threads=self.settings.ingestion.workers,
+        )
+
+    def _job_queue(self, on_idle: Callable[[], None], workers: int | None) -> JobQueue:
+        options = self.settings.jobs.options()
+        if workers and "workers" in options:
+            options["workers"] = workers  # `lantern serve --workers N`
+        return create_job_queue(
+            self.settings.jobs.kind,
+            self.job_store.claim_next,
+            self.runner.run,
+            on_idle=on_idle,
+            **options,
         )
 
     def close(self) -> None:

@@ -8,10 +8,35 @@ Nothing is read at import time: entry points call ``get_settings()``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.settings_backends import (
+    BackendSettings,
+    Bm25Settings,
+    CrossEncoderSettings,
+    ExtractiveSettings,
+    FakeChatSettings,
+    FakeEmbeddingSettings,
+    InlineJobsSettings,
+    LlamaCppSettings,
+    OnnxEmbeddingSettings,
+    OpenAISettings,
+    _kind_validator,
+    _kinds,
+    _moves,
+    chat_registry,
+    chat_registry_auto,
+    embedder_registry,
+    jobs_registry,
+    lexical_registry,
+    reranker_registry,
+    resolve_chat_kind,
+    section_options,
+    vector_registry,
+)
 
 
 class DatabaseSettings(BaseModel):
@@ -23,7 +48,15 @@ class DatabaseSettings(BaseModel):
     echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
 
 
-class EmbeddingSettings(BaseModel):
+class EmbeddingSettings(BackendSettings):
+    kind: str = Field(
+        default="onnx",
+        description="Runtime for the embedding model, one of "
+        f"{_kinds(embedder_registry)}: `onnx` (onnxruntime, exported once under "
+        "<data_dir>/models/onnx, same vectors, faster on CPU), `torch`, or `fake` (hashed "
+        "words, for tests). onnx falls back to torch with a warning when the export is "
+        "impossible; GPU devices always use torch.",
+    )
     model: str = Field(
         default="BAAI/bge-small-en-v1.5",
         description="sentence-transformers model: a hub id (loaded from the HF cache or "
@@ -46,18 +79,12 @@ class EmbeddingSettings(BaseModel):
         "one for known bge models and none otherwise.",
     )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per encode batch.")
-    backend: Literal["torch", "onnx"] = Field(
-        default="onnx",
-        description="CPU runtime for the embedding model: `onnx` (onnxruntime, exported once "
-        "under <data_dir>/models/onnx, same vectors, faster) or `torch`. Falls back to torch "
-        "with a warning when the export is impossible; GPU devices always use torch.",
-    )
-    quantize: bool = Field(
-        default=False,
-        description="With backend `onnx`: dynamic int8 weights, ~2.5x faster than torch, "
-        "vectors within cosine ~0.99 of full precision.",
-    )
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1, mps.")
+    onnx: OnnxEmbeddingSettings = Field(default_factory=OnnxEmbeddingSettings)
+    fake: FakeEmbeddingSettings = Field(default_factory=FakeEmbeddingSettings)
+
+    _legacy = _moves("embedding", {"backend": ("kind",), "quantize": ("onnx", "quantize")})
+    _kind = _kind_validator(embedder_registry)
 
 
 class ChunkingSettings(BaseModel):
@@ -83,49 +110,30 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(default=1.0, ge=0, description="RRF weight of the vector list.")
     lexical_weight: float = Field(default=1.0, ge=0, description="RRF weight of the BM25 list.")
     rrf_k: float = Field(default=60.0, gt=0, description="RRF constant: 1 / (k + rank).")
-    reranker_model: str = Field(
-        default="BAAI/bge-reranker-base",
-        description="Cross-encoder for hybrid+rerank: a hub id or a local directory.",
+
+
+class RerankerSettings(BackendSettings):
+    kind: str = Field(
+        default="cross-encoder",
+        description="Reranker for retrieval mode hybrid+rerank, one of "
+        f"{_kinds(reranker_registry)}.",
     )
+    cross_encoder: CrossEncoderSettings = Field(default_factory=CrossEncoderSettings)
+
+    _kind = _kind_validator(reranker_registry)
 
 
-class LLMSettings(BaseModel):
-    kind: Literal["auto", "openai", "llamacpp", "extractive"] = Field(
+class LLMSettings(BackendSettings):
+    kind: str = Field(
         default="auto",
-        description="auto: openai when base_url is set, else llamacpp when model_path is set, "
-        "else extractive (quotes the best-supported sentences; no model needed).",
+        description=f"Chat model, one of {_kinds(chat_registry, 'auto')}. auto: openai when "
+        "openai.base_url is set, else llamacpp when llamacpp.model_path is set, else "
+        "extractive (quotes the best-supported sentences; no model needed).",
     )
-    base_url: str | None = Field(
-        default=None,
-        description="OpenAI-compatible server, e.g. vLLM: http://gpu-host:8000/v1.",
-    )
-    api_key: SecretStr | None = Field(default=None, description="Bearer key for base_url.")
-    model: str | None = Field(
-        default=None,
-        description="Model (or LoRA adapter) name on the server, e.g. Qwen/Qwen2.5-7B-Instruct.",
-    )
-    model_path: str | None = Field(
-        default=None, description="GGUF file for in-process llama.cpp (kind llamacpp)."
-    )
-    n_ctx: int = Field(default=4096, ge=512, description="llama.cpp context window in tokens.")
-    n_threads: int | None = Field(
-        default=None, description="llama.cpp CPU threads (empty: the library's default)."
-    )
-    n_gpu_layers: int = Field(
-        default=0, description="llama.cpp layers offloaded to the GPU (-1: all)."
-    )
-    connect_timeout_s: float = Field(
-        default=5.0, gt=0, description="Seconds to open a connection to base_url."
-    )
-    read_timeout_s: float = Field(
-        default=60.0, gt=0, description="Longest silence from the server before giving up."
-    )
-    max_retries: int = Field(
-        default=2,
-        ge=0,
-        le=10,
-        description="Retries on connection errors and 429/5xx, before the first token only.",
-    )
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    llamacpp: LlamaCppSettings = Field(default_factory=LlamaCppSettings)
+    extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings)
+    fake: FakeChatSettings = Field(default_factory=FakeChatSettings)
     max_tokens: int = Field(default=512, ge=1, description="Longest answer, in tokens.")
     temperature: float = Field(default=0.1, ge=0, le=2, description="Sampling temperature.")
     timeout_s: float = Field(default=120.0, gt=0, description="Total time budget per answer.")
@@ -133,6 +141,26 @@ class LLMSettings(BaseModel):
         default=False, description="Greedy decoding with a fixed seed (tests, evaluations)."
     )
     seed: int = Field(default=0, description="Seed for deterministic decoding.")
+
+    _legacy = _moves(
+        "llm",
+        {
+            **{f: ("openai", f) for f in OpenAISettings.model_fields},
+            **{f: ("llamacpp", f) for f in LlamaCppSettings.model_fields},
+        },
+    )
+    _kind = _kind_validator(chat_registry, also=(chat_registry_auto,))
+
+    @property
+    def resolved_kind(self) -> str:
+        """The backend ``kind`` stands for (``auto`` decided by what is configured)."""
+        return resolve_chat_kind(
+            self.kind, base_url=self.openai.base_url, model_path=self.llamacpp.model_path
+        )
+
+    def options(self) -> dict[str, Any]:
+        """The resolved kind's own settings, as constructor keyword arguments."""
+        return section_options(self, self.resolved_kind)
 
 
 class AnswerSettings(BaseModel):
@@ -151,28 +179,39 @@ class AnswerSettings(BaseModel):
         "says the answer is not in the knowledge base instead of guessing "
         "(calibrate with `lantern eval qa --calibrate`).",
     )
-    extractive_min_support: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="Extractive backend: least support a sentence needs to be quoted; below "
-        "it, not found (empty: the calibrated default, 0.42 semantic / 0.22 lexical).",
-    )
-    extractive_semantic: bool = Field(
-        default=True,
-        description="Extractive backend: rank sentences by embedding similarity as well as "
-        "by shared words.",
-    )
 
 
-class VectorStoreSettings(BaseModel):
-    kind: Literal["faiss", "milvus"] = Field(
-        default="faiss", description="faiss (files in the data dir) or milvus (scale-out)."
+class VectorStoreSettings(BackendSettings):
+    kind: str = Field(
+        default="faiss",
+        description=f"Vector store, one of {_kinds(vector_registry)}: faiss (files in the data "
+        "dir) or milvus (scale-out).",
     )
+
+    _kind = _kind_validator(vector_registry)
+
+
+class LexicalSettings(BackendSettings):
+    kind: str = Field(
+        default="bm25", description=f"Lexical index, one of {_kinds(lexical_registry)}."
+    )
+    bm25: Bm25Settings = Field(default_factory=Bm25Settings)
+
+    _kind = _kind_validator(lexical_registry)
+
+
+class JobsSettings(BackendSettings):
+    kind: str = Field(
+        default="inline",
+        description=f"How ingestion jobs run, one of {_kinds(jobs_registry)}: inline (threads "
+        "in the server process).",
+    )
+    inline: InlineJobsSettings = Field(default_factory=InlineJobsSettings)
+
+    _kind = _kind_validator(jobs_registry)
 
 
 class IngestionSettings(BaseModel):
-    workers: int = Field(default=2, ge=1, le=64, description="In-process ingestion threads.")
     max_file_mb: int = Field(default=100, ge=1, description="Largest accepted upload, in MB.")
     max_unzipped_mb: int = Field(
         default=512,
@@ -278,8 +317,21 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    lexical: LexicalSettings = Field(default_factory=LexicalSettings)
+    reranker: RerankerSettings = Field(default_factory=RerankerSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+
+    _legacy = _moves(
+        "",
+        {
+            "answer.extractive_min_support": ("llm", "extractive", "min_support"),
+            "answer.extractive_semantic": ("llm", "extractive", "semantic"),
+            "retrieval.reranker_model": ("reranker", "cross_encoder", "model"),
+            "ingestion.workers": ("jobs", "inline", "workers"),
+        },
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -41,3 +41,7 @@ def file_too_large(size: int, limit: int) -> FileTooLarge:
         f"file is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB "
         "(raise LANTERN_INGESTION__MAX_FILE_MB to accept it)"
     )
+
+
+class JobQueueError(Exception):
+    """The configured job queue cannot be set up (unknown kind, missing dependency)."""

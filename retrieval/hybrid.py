@@ -19,7 +19,7 @@ from retrieval.embedders.base import Embedder
 from retrieval.errors import RerankError
 from retrieval.fusion import DEFAULT_RRF_K, rrf
 from retrieval.lexical.base import LexicalIndex
-from retrieval.rerank import Reranker
+from retrieval.rerankers.base import Reranker
 from retrieval.vectorstores.base import VectorStore
 
 log = logging.getLogger(__name__)

@@ -79,7 +79,8 @@ def settings(tmp_path: Path, database_url: str) -> Any:
     return Settings(
         data_dir=tmp_path / "data",
         database={"url": database_url},
-        ingestion={"workers": 2, "max_file_mb": 5, "max_unzipped_mb": 20},
+        ingestion={"max_file_mb": 5, "max_unzipped_mb": 20},
+        jobs={"inline": {"workers": 2}},
     )
 
 

@@ -53,9 +53,9 @@ def eval_retrieval(
         work = workdir or c.settings.data_dir / "eval" / beir.resolve().name
         reranker = None
         if "hybrid+rerank" in mode:
-            from retrieval.rerank import load_reranker
+            from retrieval.rerankers.registry import create_reranker
 
-            reranker = load_reranker(c.settings.retrieval.reranker_model)
+            reranker = create_reranker(c.settings.reranker.kind, **c.settings.reranker.options())
         r = c.settings.retrieval
         reports = []
         with Progress(console=console, transient=True, disable=as_json) as bar:
@@ -106,7 +106,7 @@ def eval_qa(
         typer.Option(
             "--calibrate",
             help="Answer with the abstention gates off, then print the thresholds "
-            "(LANTERN_ANSWER__ABSTAIN_BELOW, LANTERN_ANSWER__EXTRACTIVE_MIN_SUPPORT) that "
+            "(LANTERN_ANSWER__ABSTAIN_BELOW, LANTERN_LLM__EXTRACTIVE__MIN_SUPPORT) that "
             "score best on this set, with the curves around them.",
         ),
     ] = False,
@@ -127,7 +127,7 @@ def eval_qa(
         settings.database.url = None
         if calibrate:
             settings.answer.abstain_below = -1.0
-            settings.answer.extractive_min_support = 0.0
+            settings.llm.extractive.min_support = 0.0
         c = Container(settings)
         try:
             c.migrate()
@@ -227,4 +227,4 @@ def print_calibration(results: list[QAResult], *, as_json: bool) -> None:
     else:
         console.print("  LANTERN_ANSWER__ABSTAIN_BELOW=-1  (the dense gate does not help here)")
     if best.min_support is not None:
-        console.print(f"  LANTERN_ANSWER__EXTRACTIVE_MIN_SUPPORT={best.min_support}")
+        console.print(f"  LANTERN_LLM__EXTRACTIVE__MIN_SUPPORT={best.min_support}")

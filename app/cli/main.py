@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from app.cli.backends import backends
 from app.cli.common import console, err_console, human_size, open_container, setup_logging, short
 from app.cli.evaluate import eval_app
 from app.cli.server import serve, serve_container, users_app
@@ -30,6 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
 app.command()(serve)
+app.command()(backends)
 
 #: Whoever runs the command line on the server acts as an admin.
 CLI = Actor.cli()

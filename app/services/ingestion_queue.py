@@ -16,7 +16,7 @@ from typing import Protocol
 from filelock import FileLock, Timeout
 
 from app.services.jobstore import SqlJobStore
-from ingestion.worker import WorkerPool
+from ingestion.queues.base import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +33,18 @@ class IngestionQueue:
         self,
         *,
         jobs: SqlJobStore,
-        run: Callable[[str], None],
+        make_queue: Callable[[Callable[[], None], int | None], JobQueue],
         indexes: Callable[[], Sequence[_Index]],
         lock_path: Path,
-        threads: int,
-        poll_seconds: float = 0.5,
     ) -> None:
+        """``make_queue(on_idle, workers)`` builds the configured job queue (``workers``:
+        None for the configured number)."""
         self._jobs = jobs
-        self._run = run
+        self._make_queue = make_queue
         self._indexes = indexes
         self._lock_path = lock_path
-        self._threads = threads
-        self._poll = poll_seconds
         self._lock: FileLock | None = None
-        self._pool: WorkerPool | None = None
+        self._pool: JobQueue | None = None
 
     @property
     def running(self) -> bool:
@@ -77,13 +75,7 @@ class IngestionQueue:
             return False
         self._lock = lock
         self.recover()
-        self._pool = WorkerPool(
-            self._jobs.claim_next,
-            self._run,
-            threads=threads or self._threads,
-            poll_seconds=self._poll,
-            on_idle=self.warm_indexes,
-        )
+        self._pool = self._make_queue(self.warm_indexes, threads)
         self._pool.start()
         return True
 

@@ -213,12 +213,15 @@ class ExtractiveChatModel:
         max_sources: int = MAX_SOURCES,
         min_support: float | None = None,
         similarity: Similarity | None = None,
+        semantic: bool = True,
     ) -> None:
+        """``similarity`` (question and sentences to scores, e.g. embedding cosines) ranks
+        sentences by meaning as well as by shared words, unless ``semantic`` is off."""
         self.max_sentences = max_sentences
         self.max_sources = max_sources
-        self.similarity = similarity
+        self.similarity = similarity if semantic else None
         if min_support is None:
-            min_support = MIN_SUPPORT if similarity is None else MIN_SUPPORT_SEMANTIC
+            min_support = MIN_SUPPORT if self.similarity is None else MIN_SUPPORT_SEMANTIC
         self.min_support = min_support
 
     def answer(

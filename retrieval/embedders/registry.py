@@ -1,48 +1,43 @@
-"""Build the configured embedder. The only place that knows the implementations."""
+"""Embedder registry: the settings' ``kind`` picks a runtime, imported only when used.
+
+``torch`` runs a sentence-transformers model; ``onnx`` runs the same model on onnxruntime
+(falling back to torch, with a warning, where that is impossible); ``fake`` hashes words,
+for tests.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
+from collections.abc import Mapping
 from typing import Any
 
+from retrieval.backends import Backend, Registry
 from retrieval.embedders.base import Embedder
+from retrieval.errors import EmbeddingError
 
-log = logging.getLogger(__name__)
+REGISTRY: Registry[Embedder] = Registry(
+    "embedder",
+    {
+        "torch": Backend(
+            "retrieval.embedders.sentence_transformer", "load_sentence_transformer", None
+        ),
+        "onnx": Backend("retrieval.embedders.onnx_backend", "load_onnx", None),
+        "fake": Backend("retrieval.embedders.testing", "FakeEmbedder", None),
+    },
+    error=EmbeddingError,
+)
 
-BACKENDS = ("torch", "onnx")
+
+def available_kinds() -> list[str]:
+    """Every kind the registry knows (whether or not its dependencies are installed)."""
+    return REGISTRY.kinds()
 
 
 def create_embedder(
-    kind: str = "sentence-transformers",
-    *,
-    backend: str = "torch",
-    cache_dir: str | os.PathLike[str] | None = None,
-    quantize: bool = False,
-    threads: int | None = None,
-    **kwargs: Any,
+    kind: str = "torch", context: Mapping[str, Any] | None = None, **kwargs: Any
 ) -> Embedder:
-    """``backend="onnx"`` runs the same model on onnxruntime (CPU only), exported once into
-    ``cache_dir``; it falls back to torch, with a warning, whenever that is not possible.
-    ``quantize`` (onnx only) uses dynamic int8 weights: faster, cosine ~0.99 to torch."""
-    if kind != "sentence-transformers":
-        raise ValueError(f"unknown embedder kind {kind!r}; available: sentence-transformers")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown embedding backend {backend!r}; available: {', '.join(BACKENDS)}")
-    onnx_dir = None
-    if backend == "onnx":
-        if cache_dir is None:
-            raise ValueError("the onnx embedding backend needs a cache_dir for the exported model")
-        onnx_dir = cache_dir
-    from retrieval.embedders.sentence_transformer import load_sentence_transformer
+    """Build the embedder for ``kind``, passing ``kwargs`` (and what it takes of
+    ``context``) to its constructor.
 
-    embedder = load_sentence_transformer(**kwargs)
-    if onnx_dir is None:
-        return embedder
-    device = str(kwargs.get("device", "cpu"))
-    if device != "cpu":
-        log.warning("the onnx embedding backend runs on CPU only; using torch on %s", device)
-        return embedder
-    from retrieval.embedders.onnx_embedder import load_onnx_embedder
-
-    return load_onnx_embedder(embedder, cache_dir=onnx_dir, quantize=quantize, threads=threads)
+    Raises ``EmbeddingError`` for an unknown kind or a model that cannot load.
+    """
+    return REGISTRY.create(kind, context, **kwargs)

@@ -28,7 +28,7 @@ from retrieval.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from retrieval.fusion import DEFAULT_RRF_K
 from retrieval.hybrid import MODES, HybridRetriever, Mode
 from retrieval.lexical.base import LexicalIndex, LexicalRecord
-from retrieval.rerank import Reranker
+from retrieval.rerankers.base import Reranker
 from retrieval.vectorstores.base import VectorRecord, VectorStore
 
 log = logging.getLogger(__name__)

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
-from retrieval._backends import Backend, build_backend
+from retrieval.backends import Backend, Registry
 from retrieval.errors import LexicalIndexError
 from retrieval.lexical.base import LexicalIndex
 
-_BACKENDS: dict[str, Backend] = {
-    "bm25": Backend("retrieval.lexical.bm25_index", "Bm25Index", None),
-}
+REGISTRY: Registry[LexicalIndex] = Registry(
+    "lexical index",
+    {
+        "bm25": Backend("retrieval.lexical.bm25_index", "Bm25Index", None),
+        "fake": Backend("retrieval.lexical.testing", "FakeLexicalIndex", None),
+    },
+    error=LexicalIndexError,
+)
 
 
 def available_kinds() -> list[str]:
     """Every kind the registry knows (whether or not its dependencies are installed)."""
-    return sorted(_BACKENDS)
+    return REGISTRY.kinds()
 
 
-def create_lexical_index(kind: str = "bm25", **kwargs: Any) -> LexicalIndex:
-    """Build the lexical index for ``kind``, passing ``kwargs`` to its constructor.
+def create_lexical_index(
+    kind: str = "bm25", context: Mapping[str, Any] | None = None, **kwargs: Any
+) -> LexicalIndex:
+    """Build the lexical index for ``kind``, passing ``kwargs`` (and what it takes of
+    ``context``) to its constructor.
 
     Raises ``LexicalIndexError`` for an unknown kind or missing dependencies.
     """
-    index = build_backend(
-        _BACKENDS, kind, family="lexical index", error=LexicalIndexError, **kwargs
-    )
-    return cast(LexicalIndex, index)
+    return REGISTRY.create(kind, context, **kwargs)

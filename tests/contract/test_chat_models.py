@@ -18,9 +18,8 @@ import pytest
 
 from llm.backends.llamacpp import bundled_smollm2_path
 from llm.base import ChatModel
-from llm.guards import guard
 from llm.registry import create_chat_model
-from llm.testing import FakeChatModel, FakeOpenAIServer
+from llm.testing import FakeOpenAIServer
 from tests.child_model import ChildProcessChatModel
 from tests.contract.chat_model_contract import ChatModelContract
 
@@ -34,7 +33,9 @@ class TestExtractive(ChatModelContract):
 class TestFake(ChatModelContract):
     @pytest.fixture
     def chat_model(self) -> ChatModel:
-        return guard(FakeChatModel(default="Full-time employees receive 25 vacation days [1]."))
+        return create_chat_model(
+            "fake", default="Full-time employees receive 25 vacation days [1]."
+        )
 
 
 class TestOpenAICompatAgainstFakeServer(ChatModelContract):

@@ -268,3 +268,18 @@ def test_users_reset_password_sets_a_new_one(
     assert container.auth.authenticate("a@example.com", "new-password-1").email == "a@example.com"
     with pytest.raises(Unauthorized):
         container.auth.authenticate("a@example.com", "old-password-1")
+
+
+def test_backends_lists_every_kind_from_the_registries(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from retrieval.embedders.registry import available_kinds
+
+    monkeypatch.setenv("LANTERN_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LANTERN_LLM__KIND", "extractive")
+    monkeypatch.setattr(console, "width", 200)
+    out = CliRunner().invoke(app, ["backends"], catch_exceptions=False).stdout
+    assert "LANTERN_JOBS__KIND" in out
+    assert "celery, fake, inline" in out
+    assert ", ".join(available_kinds()) in out
+    assert "auto, extractive, fake, llamacpp, openai │ extractive" in out

@@ -312,7 +312,7 @@ def test_worker_pool_survives_bad_files_and_ingests_the_rest(container: Any) -> 
 def test_the_idle_hook_runs_once_each_time_the_queue_drains() -> None:
     import threading
 
-    from ingestion.worker import WorkerPool
+    from ingestion.queues.inline import InlineJobQueue
 
     queue = ["a", "b"]
     ran: list[str] = []
@@ -328,7 +328,7 @@ def test_the_idle_hook_runs_once_each_time_the_queue_drains() -> None:
         calls.append(len(ran))
         idle.set()
 
-    pool = WorkerPool(claim, ran.append, threads=2, poll_seconds=0.05, on_idle=on_idle)
+    pool = InlineJobQueue(claim, ran.append, workers=2, poll_seconds=0.05, on_idle=on_idle)
     pool.start()
     try:
         assert idle.wait(10)

@@ -254,12 +254,12 @@ def test_unsupported_module_stack_is_refused(tmp_path: Path) -> None:
 
 def test_registry_builds_the_onnx_backend(onnx_embedder: OnnxEmbedder, cache_dir: Path) -> None:
     built = create_embedder(
-        model="BAAI/bge-small-en-v1.5", allow_download=False, backend="onnx", cache_dir=cache_dir
+        "onnx", model="BAAI/bge-small-en-v1.5", allow_download=False, cache_dir=cache_dir
     )
     assert isinstance(built, OnnxEmbedder)
     assert built.model_file == onnx_embedder.model_file
     assert built.is_fallback  # bge is not available offline: the bundled MiniLM, as with torch
-    with pytest.raises(ValueError, match="cache_dir"):
-        create_embedder(backend="onnx", model="BAAI/bge-small-en-v1.5")
-    with pytest.raises(ValueError, match="unknown embedding backend"):
-        create_embedder(backend="tensorrt", model="BAAI/bge-small-en-v1.5")
+    with pytest.raises(TypeError, match="cache_dir"):
+        create_embedder("onnx", model="BAAI/bge-small-en-v1.5")
+    with pytest.raises(EmbeddingError, match="unknown embedder kind 'tensorrt'"):
+        create_embedder("tensorrt", model="BAAI/bge-small-en-v1.5")

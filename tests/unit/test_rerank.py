@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrieval import rerank as rerank_module
 from retrieval.errors import RerankError
-from retrieval.rerank import CrossEncoderReranker, load_reranker
+from retrieval.rerankers import cross_encoder as rerank_module
+from retrieval.rerankers.cross_encoder import CrossEncoderReranker, load_reranker
 from tests.unit.test_fusion import CORPUS, build, lookup
 
 
@@ -97,9 +97,11 @@ def test_unavailable_reranker_is_off_with_one_clear_line(
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    with caplog.at_level(logging.INFO, logger="retrieval.rerank"):
+    with caplog.at_level(logging.INFO, logger="retrieval.rerankers.cross_encoder"):
         assert load_reranker("BAAI/bge-reranker-base") is None
-    lines = [r.getMessage() for r in caplog.records if r.name == "retrieval.rerank"]
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == "retrieval.rerankers.cross_encoder"
+    ]
     assert len(lines) == 1
     assert lines[0].startswith("reranker BAAI/bge-reranker-base unavailable (")
     assert lines[0].endswith("); reranking is off")

@@ -44,3 +44,71 @@ def test_every_setting_is_described() -> None:
         return missing
 
     assert walk(Settings) == []
+
+
+def test_backend_settings_live_in_a_section_per_implementation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LANTERN_LLM__KIND", "openai")
+    monkeypatch.setenv("LANTERN_LLM__OPENAI__BASE_URL", "http://vllm:8000/v1")
+    monkeypatch.setenv("LANTERN_LLM__OPENAI__API_KEY", "sk-test")
+    monkeypatch.setenv("LANTERN_LLM__LLAMACPP__N_CTX", "2048")
+    s = Settings()
+    # The chosen backend gets its own section, secrets revealed, and nothing else.
+    assert s.llm.options()["base_url"] == "http://vllm:8000/v1"
+    assert s.llm.options()["api_key"] == "sk-test"
+    assert "n_ctx" not in s.llm.options()
+    assert s.llm.llamacpp.n_ctx == 2048
+
+
+@pytest.mark.parametrize(
+    ("old", "value", "read"),
+    [
+        ("LANTERN_LLM__BASE_URL", "http://vllm:8000/v1", lambda s: s.llm.openai.base_url),
+        ("LANTERN_LLM__MODEL_PATH", "/models/q.gguf", lambda s: s.llm.llamacpp.model_path),
+        ("LANTERN_LLM__N_GPU_LAYERS", "-1", lambda s: s.llm.llamacpp.n_gpu_layers),
+        ("LANTERN_LLM__MAX_RETRIES", "5", lambda s: s.llm.openai.max_retries),
+        ("LANTERN_EMBEDDING__QUANTIZE", "true", lambda s: s.embedding.onnx.quantize),
+        ("LANTERN_EMBEDDING__BACKEND", "torch", lambda s: s.embedding.kind),
+        ("LANTERN_ANSWER__EXTRACTIVE_SEMANTIC", "false", lambda s: s.llm.extractive.semantic),
+        ("LANTERN_ANSWER__EXTRACTIVE_MIN_SUPPORT", "0.3", lambda s: s.llm.extractive.min_support),
+        ("LANTERN_RETRIEVAL__RERANKER_MODEL", "/m/rr", lambda s: s.reranker.cross_encoder.model),
+        ("LANTERN_INGESTION__WORKERS", "5", lambda s: s.jobs.inline.workers),
+    ],
+)
+def test_old_flat_env_names_still_work_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    old: str,
+    value: str,
+    read: object,
+) -> None:
+    monkeypatch.setenv(old, value)
+    with caplog.at_level("WARNING"):
+        s = Settings()
+    assert str(read(s)).lower() == value.lower()  # type: ignore[operator]
+    assert any(old in r.getMessage() and "deprecated" in r.getMessage() for r in caplog.records)
+
+
+def test_the_new_name_wins_over_the_old_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANTERN_LLM__BASE_URL", "http://old/v1")
+    monkeypatch.setenv("LANTERN_LLM__OPENAI__BASE_URL", "http://new/v1")
+    assert Settings().llm.openai.base_url == "http://new/v1"
+
+
+@pytest.mark.parametrize(
+    ("section", "kind", "listed"),
+    [
+        ("llm", "vllm", "auto, extractive, fake, llamacpp, openai"),
+        ("embedding", "tensorrt", "fake, onnx, torch"),
+        ("vector_store", "qdrant", "faiss, fake, milvus"),
+        ("lexical", "elastic", "bm25, fake"),
+        ("reranker", "colbert", "cross-encoder, fake"),
+        ("jobs", "rq", "celery, fake, inline"),
+    ],
+)
+def test_an_unknown_kind_is_refused_with_the_registry_kinds(
+    section: str, kind: str, listed: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"unknown .* kind '{kind}'; choose one of {listed}"):
+        Settings(**{section: {"kind": kind}})

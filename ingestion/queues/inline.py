@@ -1,4 +1,4 @@
-"""In-process worker pool: threads that claim queued jobs and run them."""
+"""The ``inline`` job queue: threads in this process that claim queued jobs and run them."""
 
 from __future__ import annotations
 
@@ -9,25 +9,24 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
-class WorkerPool:
-    """``claim()`` returns the id of a job it has atomically taken, or None;
-    ``run(job_id)`` executes it and must not raise. ``on_idle()`` is called once
-    each time the queue drains after jobs ran (e.g. to warm search indexes, so the
-    first question after an ingest does not pay for it)."""
+class InlineJobQueue:
+    """A ``JobQueue`` of ``workers`` daemon threads that poll ``claim`` every
+    ``poll_seconds`` (or sooner when woken). ``on_idle`` warms what the first question
+    after an ingest would otherwise pay for."""
 
     def __init__(
         self,
         claim: Callable[[], str | None],
         run: Callable[[str], None],
         *,
-        threads: int = 2,
+        workers: int = 2,
         poll_seconds: float = 1.0,
         name: str = "lantern-ingest",
         on_idle: Callable[[], None] | None = None,
     ) -> None:
         self._claim = claim
         self._run = run
-        self._n = threads
+        self._n = workers
         self._poll = poll_seconds
         self._name = name
         self._wake = threading.Event()

@@ -1,10 +1,10 @@
 """Cross-encoder reranking: score (query, passage) pairs jointly, reorder the fused top-N.
 
-The default model is ``BAAI/bge-reranker-base``. Where its weights are not on the machine
-(no reranker ships on PyPI), ``load_reranker`` returns None and logs one line, and
-retrieval runs without reranking. A checkpoint without a trained classification head is
-refused: sentence-transformers would otherwise load it with a random head and rerank by
-noise while looking like it works.
+The ``cross-encoder`` reranker kind. The default model is ``BAAI/bge-reranker-base``.
+Where its weights are not on the machine (no reranker ships on PyPI), ``load_reranker``
+returns None and logs one line, and retrieval runs without reranking. A checkpoint without
+a trained classification head is refused: sentence-transformers would otherwise load it
+with a random head and rerank by noise while looking like it works.
 """
 
 from __future__ import annotations
@@ -21,17 +21,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RERANKER = "BAAI/bge-reranker-base"
 DEFAULT_TOP_N = 30
-
-
-class Reranker(Protocol):
-    """Errors: ``RerankError`` when scoring fails."""
-
-    model_name: str
-    #: How many of the fused candidates are worth rescoring (cross-encoders are slow).
-    top_n: int
-
-    def rerank(self, query: str, items: Sequence[tuple[str, str]]) -> list[tuple[str, float]]:
-        """``(id, text)`` pairs in, ``(id, score)`` out, best first (ties keep input order)."""
 
 
 class CrossEncoderLike(Protocol):
