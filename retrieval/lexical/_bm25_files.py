@@ -1,107 +1,55 @@
-"""On-disk format of the BM25 index: manifest, collection table and one token file per collection.
+"""On-disk format of the BM25 index: its table entries and one token file per collection.
 
-``manifest.json`` records the backend, the file format and the analyzer that made
-the tokens. ``collections.json`` is the commit point: collection id -> the file that
-holds its chunks. A collection file (``col-<generation>-<n>.npz``, never overwritten)
-holds the analysed tokens, not the text: chunk and document ids and the vocabulary
-as UTF-8 blobs with offsets, and every chunk's term ids as one int32 array with
-offsets. ``np.load`` reads it without pickle. Files are written with
-``atomic_write`` (temp file, fsync, rename), as the FAISS store's are.
+``collections.json`` is the commit point (``retrieval._sharded`` reads and writes it):
+collection id -> the file that holds its chunks. A collection file
+(``col-<generation>-<n>.npz``, never overwritten) holds the analysed tokens, not the
+text: chunk and document ids and the vocabulary as UTF-8 blobs with offsets, and
+every chunk's term ids as one int32 array with offsets. ``np.load`` reads it without
+pickle. Files are written with ``atomic_write`` (temp file, fsync, rename).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from zipfile import BadZipFile
 
 import numpy as np
 import numpy.typing as npt
 
-from retrieval._atomic import atomic_write, atomic_write_json
+from retrieval._atomic import atomic_write
+from retrieval._sharded import Layout, file_generation, inconsistent, read_arrays
 from retrieval.errors import LexicalIndexError
 
-MANIFEST_NAME = "manifest.json"
 TABLE_NAME = "collections.json"
 FILE_PREFIX = "col-"
-REINDEX_HINT = "run `lantern reindex` to rebuild it"
-_NAME = re.compile(r"col-\d{10}-\d{6}\.npz")
-_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, RuntimeError, BadZipFile)
 
 Int32Array = npt.NDArray[np.int32]
 
 
-def file_name(generation: int, n: int) -> str:
-    return f"{FILE_PREFIX}{generation:010d}-{n:06d}.npz"
-
-
-# -- manifest ------------------------------------------------------------------
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LexicalIndexError(f"cannot read {path}: {e}; {REINDEX_HINT}") from e
-    if not isinstance(payload, dict):
-        raise LexicalIndexError(f"{path} is not a JSON object; {REINDEX_HINT}")
-    return payload
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_json(path, payload)
-
-
-# -- collection table ----------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class Table:
-    """The committed state: collection id -> its file, and the last flush generation."""
+class CollectionFile:
+    """A collection's one committed file and the flush generation in its name."""
 
-    generation: int = 0
-    files: Mapping[str, str] = field(default_factory=dict)
-
-
-def read_table(directory: Path, *, format_version: int) -> Table:
-    """The committed table; an empty one when nothing was flushed yet."""
-    path = directory / TABLE_NAME
-    if not path.exists():
-        return Table()
-    state = read_json(path)
-    if state.get("format_version") != format_version:
-        raise LexicalIndexError(
-            f"{path} has format version {state.get('format_version')!r}, this Lantern reads "
-            f"{format_version}; {REINDEX_HINT}"
-        )
-    try:
-        generation = int(state["generation"])
-        files = {str(c): str(f) for c, f in state["collections"].items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise LexicalIndexError(f"{path} is malformed ({e!r}); {REINDEX_HINT}") from e
-    sane = all(
-        _NAME.fullmatch(f) and 0 < int(f[4:14]) <= generation for f in files.values()
-    ) and len(set(files.values())) == len(files)
-    if not sane:
-        raise LexicalIndexError(f"{path} names invalid collection files; {REINDEX_HINT}")
-    return Table(generation, files)
+    file: str
+    generation: int
 
 
-def write_table(directory: Path, table: Table, *, format_version: int) -> None:
-    """Commit ``table`` with one atomic rename: the single point a flush takes effect."""
-    write_json(
-        directory / TABLE_NAME,
-        {
-            "format_version": format_version,
-            "generation": table.generation,
-            "collections": dict(sorted(table.files.items())),
-        },
-    )
+def _encode(entries: tuple[CollectionFile, ...]) -> str:
+    (entry,) = entries
+    return entry.file
+
+
+def _decode(value: Any) -> tuple[CollectionFile, ...]:
+    name = str(value)
+    return (CollectionFile(name, file_generation(FILE_PREFIX, name)),)
+
+
+def layout(format_version: int) -> Layout[CollectionFile]:
+    """The collection table of a BM25 index in ``format_version``."""
+    return Layout(TABLE_NAME, format_version, FILE_PREFIX, _encode, _decode, LexicalIndexError)
 
 
 # -- collection files ------------------------------------------------------------
@@ -140,17 +88,14 @@ def write_collection(path: Path, collection_id: str, data: CollectionData) -> No
 
 def read_collection(path: Path, collection_id: str) -> CollectionData:
     """Read and check one collection file; anything inconsistent is a ``LexicalIndexError``."""
+    names = ["collection_id", "offsets", "tokens"]
+    names += [f"{n}_{part}" for n in _STRINGS for part in ("utf8", "offsets")]
+    arrays = dict(zip(names, read_arrays(path, names, LexicalIndexError), strict=True))
+    stored, offsets, tokens = arrays["collection_id"], arrays["offsets"], arrays["tokens"]
     try:
-        # Our own handle: np.load leaks the one it opens when the zip is truncated.
-        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-        stored = arrays["collection_id"]
-        offsets, tokens = arrays["offsets"], arrays["tokens"]
-        chunk_ids = _unpack(arrays, "chunk_ids")
-        document_ids = _unpack(arrays, "document_ids")
-        terms = _unpack(arrays, "terms")
-    except _READ_ERRORS as e:
-        raise LexicalIndexError(f"cannot read index file {path}: {e}; {REINDEX_HINT}") from e
+        chunk_ids, document_ids, terms = (_unpack(arrays, n) for n in _STRINGS)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise inconsistent(path, LexicalIndexError) from e
     n = len(chunk_ids)
     consistent = (
         stored.shape == ()
@@ -171,7 +116,7 @@ def read_collection(path: Path, collection_id: str) -> CollectionData:
         and len(set(terms)) == len(terms)
     )
     if not consistent:
-        raise LexicalIndexError(f"index file {path} is inconsistent; {REINDEX_HINT}")
+        raise inconsistent(path, LexicalIndexError)
     return CollectionData(chunk_ids, document_ids, terms, offsets, tokens)
 
 
@@ -183,6 +128,7 @@ def pack_rows(rows: Sequence[Int32Array]) -> tuple[npt.NDArray[np.int64], Int32A
     return offsets, tokens
 
 
+_STRINGS = ("chunk_ids", "document_ids", "terms")
 _EMPTY: Int32Array = np.zeros(0, dtype=np.int32)
 
 

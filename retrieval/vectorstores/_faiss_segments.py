@@ -19,46 +19,23 @@ tombstones that name a kept segment are carried into the new one, the rest dropp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from zipfile import BadZipFile
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
+from retrieval._sharded import inconsistent, read_arrays
 from retrieval.errors import VectorStoreError
-from retrieval.vectorstores.manifest import REINDEX_HINT, SegmentEntry
+from retrieval.vectorstores.manifest import SegmentEntry
 
-SEGMENT_PREFIX = "seg-"
 MAX_SEGMENTS = 16
 TIER_BASE = 128  # segments under this many rows are merged by every flush
 MAX_DEAD_FRACTION = 0.25
-_NAME = re.compile(r"seg-\d{10}-\d{6}\.npz")
-# What numpy and zipfile raise on a truncated, corrupt or foreign file.
-_READ_ERRORS = (
-    OSError,
-    EOFError,
-    ValueError,
-    KeyError,
-    TypeError,
-    AttributeError,
-    RuntimeError,
-    BadZipFile,
-)
-
 Int64Array = npt.NDArray[np.int64]
-
-
-def segment_name(generation: int, n: int) -> str:
-    return f"{SEGMENT_PREFIX}{generation:010d}-{n:06d}.npz"
-
-
-def is_segment_name(name: str) -> bool:
-    return _NAME.fullmatch(name) is not None
 
 
 def new_index(dimension: int) -> Any:
@@ -243,13 +220,8 @@ def _add_rows(collection: Collection, path: Path, segment: Segment, ids: Int64Ar
 
 
 def _read(path: Path, names: tuple[str, ...]) -> list[npt.NDArray[Any]]:
-    try:
-        # Our own handle: np.load leaks the one it opens when the zip is truncated.
-        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
-            return [data[name] for name in names]
-    except _READ_ERRORS as e:
-        raise VectorStoreError(f"cannot read index file {path}: {e}; {REINDEX_HINT}") from e
+    return read_arrays(path, names, VectorStoreError)
 
 
 def _inconsistent(path: Path) -> VectorStoreError:
-    return VectorStoreError(f"index file {path} is inconsistent; {REINDEX_HINT}")
+    return inconsistent(path, VectorStoreError)

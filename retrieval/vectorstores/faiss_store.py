@@ -12,14 +12,11 @@ changed collection with the rows added and the tombstones of rows deleted or
 replaced since the last flush, occasionally merged with the newest segments or, at
 too many segments or tombstones, with all of them (``_faiss_segments`` has the
 policy; amortised, every row is rewritten O(log n) times). It then atomically
-replaces ``shards.json`` and deletes the files that table no longer names. A segment
-file is never overwritten, so a crash anywhere before that rename leaves the
-previous ``shards.json`` and every file it names intact, and the last flushed state
-loads; files it does not name are ignored and removed by the next flush. Opening
-replays each collection's segments in order into an in-memory faiss index.
-
-One process owns a directory for writing. ``close()`` does not flush: callers flush
-after a whole unit of work (a document), so a crash never persists half of one.
+replaces ``shards.json`` and deletes the files that table no longer names
+(``retrieval._sharded`` owns that commit, and its guarantees: a crash anywhere before
+the rename leaves the previous ``shards.json`` and every file it names intact, and
+the last flushed state loads; ``close()`` does not flush). Opening replays each
+collection's segments in order into an in-memory faiss index.
 """
 
 from __future__ import annotations
@@ -27,32 +24,25 @@ from __future__ import annotations
 import functools
 import hashlib
 import heapq
-import logging
-import threading
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retrieval._atomic import atomic_write, remove_files, remove_stale_files
+from retrieval._atomic import atomic_write
+from retrieval._sharded import ShardedIndex, Written, file_name
 from retrieval.errors import VectorStoreError
 from retrieval.vectorstores import _faiss_segments as segments
 from retrieval.vectorstores._faiss_segments import Segment
 from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
 from retrieval.vectorstores.manifest import (
-    REINDEX_HINT,
-    SHARDS_NAME,
-    SegmentTable,
+    SEGMENT_PREFIX,
+    SegmentEntry,
     check_manifest,
-    read_manifest,
-    read_segment_table,
-    write_manifest,
-    write_segment_table,
+    layout,
+    manifest_payload,
 )
-
-logger = logging.getLogger(__name__)
 
 BACKEND = "faiss"
 FORMAT_VERSION = 2
@@ -65,63 +55,18 @@ def faiss_id(chunk_id: str) -> int:
     return int.from_bytes(digest, "big") & _ID_MASK
 
 
-@dataclass(frozen=True)
-class _Location:
-    faiss_id: int
-    document_id: str
-    collection_id: str
-
-
-class FaissVectorStore:
+class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
     """A ``VectorStore`` of FAISS flat inner-product indexes, persisted as segments."""
 
     def __init__(self, directory: Path, *, embedding_model: str, dimension: int) -> None:
         if dimension <= 0:
             raise VectorStoreError(f"dimension must be positive, got {dimension}")
-        self.directory = Path(directory)
+        super().__init__(directory, layout(FORMAT_VERSION), label="FAISS index")
         self.manifest = IndexManifest(embedding_model, dimension, BACKEND, FORMAT_VERSION)
-        self._lock = threading.RLock()
-        self._closed = False
-        self._collections: dict[str, segments.Collection] = {}
-        self._locations: dict[str, _Location] = {}
-        self._by_document: dict[str, set[str]] = {}
-        self._dirty: set[str] = set()
-        self._committed: set[str] = set()  # files named by shards.json
-        self._generation = 0
-        self._sweep = True  # remove every unreferenced file at the next flush
-        self._open()
-
-    # -- opening ---------------------------------------------------------------
-
-    def _open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        found = read_manifest(self.directory)
-        if found is None:
-            if (self.directory / SHARDS_NAME).exists():
-                raise VectorStoreError(
-                    f"index at {self.directory} has shards but no manifest.json; {REINDEX_HINT}"
-                )
-            write_manifest(self.directory, self.manifest)
-            return
-        check_manifest(found, self.manifest, self.directory)
-        table = read_segment_table(
-            self.directory, format_version=FORMAT_VERSION, valid_name=segments.is_segment_name
+        self._open(
+            manifest_payload(self.manifest),
+            lambda found: check_manifest(found, self.manifest, self.directory),
         )
-        self._generation = table.generation
-        for collection_id, entries in table.collections.items():
-            coll = segments.load_collection(
-                self.directory, collection_id, entries, self.manifest.dimension
-            )
-            self._collections[collection_id] = coll
-            self._committed.update(s.file for s in coll.segments)
-            for fid, (chunk_id, document_id) in coll.members.items():
-                if chunk_id in self._locations:
-                    raise VectorStoreError(
-                        f"chunk {chunk_id!r} is in two collections of {self.directory}; "
-                        f"{REINDEX_HINT}"
-                    )
-                self._locations[chunk_id] = _Location(fid, document_id, collection_id)
-                self._by_document.setdefault(document_id, set()).add(chunk_id)
 
     # -- writes ----------------------------------------------------------------
 
@@ -138,105 +83,19 @@ class FaissVectorStore:
         with self._lock:
             self._check_open()
             self._check_batch(batch, ids)
-            self._remove_chunks([r.chunk_id for r in batch if r.chunk_id in self._locations])
+            self._remove_chunks([r.chunk_id for r in batch if r.chunk_id in self._where])
             by_collection: dict[str, list[int]] = {}
             for row, record in enumerate(batch):
                 by_collection.setdefault(record.collection_id, []).append(row)
             for collection_id, rows in by_collection.items():
-                coll = self._collections.get(collection_id) or self._new_collection()
-                self._collections[collection_id] = coll
+                coll = self._shards.get(collection_id) or self._new_collection()
+                self._shards[collection_id] = coll
                 coll.index.add_with_ids(matrix[rows], np.asarray([ids[i] for i in rows], np.int64))
                 for i in rows:
                     record = batch[i]
                     coll.members[ids[i]] = (record.chunk_id, record.document_id)
                     coll.added[ids[i]] = None
-                    self._locations[record.chunk_id] = _Location(
-                        ids[i], record.document_id, collection_id
-                    )
-                    self._by_document.setdefault(record.document_id, set()).add(record.chunk_id)
-                self._dirty.add(collection_id)
-
-    def delete_documents(self, document_ids: Iterable[str]) -> int:
-        """Remove every vector of these documents; returns how many were removed."""
-        if isinstance(document_ids, str):
-            raise TypeError("document_ids must be a collection of ids, not a string")
-        with self._lock:
-            self._check_open()
-            chunks = [c for d in set(document_ids) for c in self._by_document.get(d, ())]
-            self._remove_chunks(chunks)
-            return len(chunks)
-
-    def clear(self) -> None:
-        """Drop every vector; ``flush()`` then removes the segment files. Keeps the manifest."""
-        with self._lock:
-            self._check_open()
-            self._dirty.update(self._collections)
-            self._collections.clear()
-            self._locations.clear()
-            self._by_document.clear()
-
-    def flush(self) -> None:
-        """Write what changed since the last flush as new segment files, then switch
-        ``shards.json`` to them atomically; see the module docstring."""
-        with self._lock:
-            self._check_open()
-            if not self._dirty:
-                return
-            generation = self._generation + 1
-            changed: dict[str, list[Segment]] = {}
-            committed = False
-            try:
-                for n, collection_id in enumerate(sorted(self._dirty)):
-                    changed[collection_id] = self._write_changes(collection_id, generation, n)
-                table = SegmentTable(
-                    generation,
-                    {
-                        c: tuple(s.entry() for s in changed.get(c, coll.segments))
-                        for c, coll in self._collections.items()
-                        if changed.get(c, coll.segments)
-                    },
-                )
-                files = {s.file for entries in table.collections.values() for s in entries}
-                if files != self._committed:  # else the changes cancelled out
-                    write_segment_table(self.directory, table, format_version=FORMAT_VERSION)
-                committed = True
-            except (OSError, RuntimeError, ValueError) as e:
-                raise VectorStoreError(f"cannot commit index at {self.directory}: {e}") from e
-            finally:
-                # A failed attempt may leave segment files that no table names.
-                self._sweep = self._sweep or not committed
-            for collection_id, written in changed.items():
-                coll = self._collections.get(collection_id)
-                if coll is None:
-                    continue
-                if not written:  # every row was deleted: the collection is gone
-                    del self._collections[collection_id]
-                    continue
-                coll.segments, coll.added, coll.deleted = written, {}, []
-            self._dirty.clear()
-            if files != self._committed:
-                self._generation = generation
-                self._clean_up(files)
-
-    def close(self) -> None:
-        """Release the store without flushing; unflushed changes are discarded."""
-        with self._lock:
-            if self._dirty and not self._closed:
-                logger.warning(
-                    "closing FAISS index at %s with %d unflushed collection(s); changes discarded",
-                    self.directory,
-                    len(self._dirty),
-                )
-            self._closed = True
-            self._collections.clear()
-            self._locations.clear()
-            self._by_document.clear()
-
-    def __enter__(self) -> FaissVectorStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+                    self._place(record.chunk_id, record.document_id, collection_id)
 
     # -- reads -----------------------------------------------------------------
 
@@ -251,7 +110,7 @@ class FaissVectorStore:
             self._check_open()
             candidates: list[tuple[float, str, str, str]] = []
             for collection_id in self._selected(collections):
-                coll = self._collections[collection_id]
+                coll = self._shards[collection_id]
                 if k == 0 or coll.index.ntotal == 0:
                     continue
                 scores, ids = coll.index.search(q, min(k, coll.index.ntotal))
@@ -265,27 +124,45 @@ class FaissVectorStore:
             for s, c, d, col in best
         ]
 
-    def document_ids(self) -> set[str]:
-        with self._lock:
-            self._check_open()
-            return set(self._by_document)
+    # -- payload hooks (see ``retrieval._sharded``) ----------------------------
 
-    def count(self, *, collections: Collection[str] | None = None) -> int:
-        with self._lock:
-            self._check_open()
-            return sum(int(self._collections[c].index.ntotal) for c in self._selected(collections))
+    def _load_shard(
+        self, collection_id: str, entries: tuple[SegmentEntry, ...]
+    ) -> tuple[segments.Collection, Iterable[tuple[str, str]]]:
+        coll = segments.load_collection(
+            self.directory, collection_id, entries, self.manifest.dimension
+        )
+        return coll, coll.members.values()
+
+    def _write_shard(self, collection_id: str, generation: int, n: int) -> Written[SegmentEntry]:
+        """Write the segment holding a collection's changes (merged with its newest
+        segments, per the merge policy); the collection's new segment list."""
+        coll = self._shards[collection_id]
+        written = self._write_changes(coll, collection_id, generation, n)
+
+        def install() -> None:
+            coll.segments, coll.added, coll.deleted = written, {}, []
+
+        return Written(tuple(s.entry() for s in written), install)
+
+    def _drop(self, shard: segments.Collection, chunk_ids: list[str]) -> None:
+        fids = [faiss_id(c) for c in chunk_ids]
+        shard.index.remove_ids(np.asarray(fids, dtype=np.int64))
+        for fid in fids:
+            del shard.members[fid]
+            shard.forget(fid)
+
+    def _size(self, shard: segments.Collection) -> int:
+        return int(shard.index.ntotal)
 
     # -- internals -------------------------------------------------------------
 
     def _new_collection(self) -> segments.Collection:
         return segments.Collection(index=segments.new_index(self.manifest.dimension))
 
-    def _write_changes(self, collection_id: str, generation: int, n: int) -> list[Segment]:
-        """Write the segment holding a collection's changes (merged with its newest
-        segments, per the merge policy); returns the collection's new segment list."""
-        coll = self._collections.get(collection_id)
-        if coll is None or not coll.members:
-            return []
+    def _write_changes(
+        self, coll: segments.Collection, collection_id: str, generation: int, n: int
+    ) -> list[Segment]:
         keep = coll.merge_plan()
         ids, tombstones = coll.merged_rows(keep)
         if not ids and not len(tombstones):
@@ -294,7 +171,7 @@ class FaissVectorStore:
             vectors = coll.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
         else:
             vectors = np.zeros((0, self.manifest.dimension), dtype=np.float32)
-        name = segments.segment_name(generation, n)
+        name = file_name(SEGMENT_PREFIX, generation, n)
         write = functools.partial(
             segments.write_segment,
             collection_id=collection_id,
@@ -308,25 +185,6 @@ class FaissVectorStore:
         written = Segment(name, generation, len(ids), tombstones, dict.fromkeys(ids))
         return [*coll.segments[:keep], written]
 
-    def _clean_up(self, keep: set[str]) -> None:
-        """Delete the files the new ``shards.json`` no longer names (best effort)."""
-        if self._sweep:
-            done = remove_stale_files(self.directory, prefix=segments.SEGMENT_PREFIX, keep=keep)
-        else:
-            done = remove_files(self.directory, sorted(self._committed - keep))
-        self._committed, self._sweep = keep, not done
-
-    def _selected(self, collections: Collection[str] | None) -> list[str]:
-        if collections is None:
-            return list(self._collections)
-        if isinstance(collections, str):
-            raise TypeError("collections must be a collection of ids, not a string")
-        return [c for c in set(collections) if c in self._collections]
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise VectorStoreError(f"FAISS index at {self.directory} is closed")
-
     def _check_batch(self, batch: list[VectorRecord], ids: list[int]) -> None:
         """Refuse empty ids, and two chunk ids hashing to one faiss id in a collection (~2**-63)."""
         owners: dict[tuple[str, int], str] = {}
@@ -334,30 +192,11 @@ class FaissVectorStore:
             for name in ("chunk_id", "document_id", "collection_id"):
                 if not isinstance(value := getattr(record, name), str) or not value:
                     raise VectorStoreError(f"{name} must be a non-empty string, got {value!r}")
-            coll = self._collections.get(record.collection_id)
+            coll = self._shards.get(record.collection_id)
             stored = coll.members.get(fid) if coll is not None else None
             batch_owner = owners.setdefault((record.collection_id, fid), record.chunk_id)
             if batch_owner != record.chunk_id or (stored and stored[0] != record.chunk_id):
                 raise VectorStoreError(f"faiss id collision for chunk {record.chunk_id!r}")
-
-    def _remove_chunks(self, chunk_ids: Iterable[str]) -> None:
-        by_collection: dict[str, list[int]] = {}
-        for chunk_id in chunk_ids:
-            loc = self._locations.pop(chunk_id)
-            by_collection.setdefault(loc.collection_id, []).append(loc.faiss_id)
-            doc_chunks = self._by_document[loc.document_id]
-            doc_chunks.discard(chunk_id)
-            if not doc_chunks:
-                del self._by_document[loc.document_id]
-        for collection_id, fids in by_collection.items():
-            coll = self._collections[collection_id]
-            coll.index.remove_ids(np.asarray(fids, dtype=np.int64))
-            for fid in fids:
-                del coll.members[fid]
-                coll.forget(fid)
-            if not coll.members:
-                del self._collections[collection_id]
-            self._dirty.add(collection_id)
 
     def _as_matrix(self, vectors: Sequence[Vector], *, what: str) -> Any:
         try:
