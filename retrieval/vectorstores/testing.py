@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from retrieval._atomic import atomic_write_json
+from retrieval._sharded import MANIFEST_NAME, read_json
 from retrieval.errors import VectorStoreError
 from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
-from retrieval.vectorstores.manifest import check_manifest, read_manifest, write_manifest
+from retrieval.vectorstores.manifest import check_manifest, manifest_payload
 
 BACKEND = "fake"
 DATA_NAME = "fake-vectors.json"
@@ -31,11 +32,11 @@ class FakeVectorStore:
         self.directory = Path(directory)
         self.manifest = IndexManifest(embedding_model, dimension, BACKEND)
         self.directory.mkdir(parents=True, exist_ok=True)
-        found = read_manifest(self.directory)
-        if found is None:
-            write_manifest(self.directory, self.manifest)
+        path = self.directory / MANIFEST_NAME
+        if path.exists():
+            check_manifest(read_json(path, VectorStoreError), self.manifest, self.directory)
         else:
-            check_manifest(found, self.manifest, self.directory)
+            atomic_write_json(path, manifest_payload(self.manifest))
         self._records: dict[str, VectorRecord] = {}
         path = self.directory / DATA_NAME
         if path.exists():
