@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from retrieval._atomic import atomic_write_json
+from retrieval._fake_records import FakeRecords
 from retrieval.errors import LexicalIndexError
 from retrieval.lexical.analyzer import Analyzer
 from retrieval.lexical.base import LexicalHit, LexicalRecord
@@ -22,7 +23,7 @@ DATA_NAME = "fake-lexical.json"
 K1 = 1.2
 
 
-class FakeLexicalIndex:
+class FakeLexicalIndex(FakeRecords[LexicalRecord]):
     """Exact term scoring over every stored chunk."""
 
     def __init__(self, directory: Path, *, cache_dir: Path | None = None) -> None:
@@ -80,14 +81,6 @@ class FakeLexicalIndex:
             LexicalHit(c, self._records[c].document_id, self._records[c].collection_id, s)
             for s, c in scored[:k]
         ]
-
-    def document_ids(self) -> set[str]:
-        return {r.document_id for r in self._records.values()}
-
-    def count(self, *, collections: Collection[str] | None = None) -> int:
-        if collections is None:
-            return len(self._records)
-        return sum(r.collection_id in collections for r in self._records.values())
 
     def flush(self) -> None:
         rows = [

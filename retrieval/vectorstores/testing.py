@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval._atomic import atomic_write_json
+from retrieval._fake_records import FakeRecords
 from retrieval._sharded import MANIFEST_NAME, read_json
 from retrieval.errors import VectorStoreError
 from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
@@ -23,7 +24,7 @@ BACKEND = "fake"
 DATA_NAME = "fake-vectors.json"
 
 
-class FakeVectorStore:
+class FakeVectorStore(FakeRecords[VectorRecord]):
     """Brute-force cosine search over every stored vector."""
 
     def __init__(self, directory: Path, *, embedding_model: str, dimension: int) -> None:
@@ -80,14 +81,6 @@ class FakeVectorStore:
             )
             for i in order
         ]
-
-    def document_ids(self) -> set[str]:
-        return {r.document_id for r in self._records.values()}
-
-    def count(self, *, collections: Collection[str] | None = None) -> int:
-        if collections is None:
-            return len(self._records)
-        return sum(r.collection_id in collections for r in self._records.values())
 
     def flush(self) -> None:
         rows = [
