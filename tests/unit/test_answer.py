@@ -64,7 +64,6 @@ def fake(container: Any, *responses: str) -> FakeChatModel:
     for r in responses:
         model.enqueue(r)
     container.__dict__["chat_model"] = model
-    container.answers.extractive = False
     return model
 
 
@@ -124,7 +123,6 @@ def test_an_answer_cut_short_by_the_model_says_so(
     container: Any, handbook: Any, finish: str
 ) -> None:
     container.__dict__["chat_model"] = _BrokenMidAnswer("New employees receive 25", finish)
-    container.answers.extractive = False
     answer = container.answers.ask("How many vacation days do new employees get?")
     assert answer.incomplete
     assert answer.notice is not None
@@ -136,7 +134,6 @@ def test_a_model_that_fails_before_any_text_gives_a_clear_answer(
     container: Any, handbook: Any
 ) -> None:
     container.__dict__["chat_model"] = _BrokenMidAnswer("", "error")
-    container.answers.extractive = False
     events = list(container.answers.stream("How many vacation days do new employees get?"))
     answer = events[-1].answer
     assert "failed before it could answer" in answer.text
