@@ -29,8 +29,8 @@ class ChunkRepository:
                 select(Chunk.id, Chunk.text)
                 .join(Document, Chunk.document_id == Document.id)
                 .where(Chunk.id.in_(list(chunk_ids)), Document.status == DocumentStatus.READY)
-            ).tuples()
-            return dict(rows)
+            ).all()
+        return dict(rows)
 
     def ready_with_documents(
         self, chunk_ids: Sequence[str]
@@ -67,5 +67,5 @@ class ChunkRepository:
         with self.sessions() as s:
             rows = s.execute(
                 select(Chunk.id, Chunk.content_hash).where(Chunk.id.in_(list(chunk_ids)))
-            ).tuples()
-            return dict(rows)
+            ).all()
+        return dict(rows)
