@@ -206,13 +206,7 @@ class Container:
                 timeout_s=m.timeout_s,
             ),
         )
-        return AnswerService(
-            self.sessions,
-            self.search,
-            lambda: self.chat_model,
-            options=options,
-            extractive=self.chat_kind == "extractive",
-        )
+        return AnswerService(self.sessions, self.search, lambda: self.chat_model, options=options)
 
     # -- ingestion -----------------------------------------------------------------
 

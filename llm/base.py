@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from llm.language import Language
+
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "repetition", "timeout", "error"]
 
@@ -56,6 +58,9 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     #: Model (or LoRA adapter) name for servers that host several; None = backend default.
     model: str | None = None
+    #: The language of the user's question, detected once by the caller; None: the
+    #: backend detects it from ``question`` where it needs it.
+    language: Language | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,12 @@ class StreamEvent:
 
 
 class ChatModel(Protocol):
-    """Errors: ``LLMUnavailable``, ``LLMTimeout``, ``LLMBackendError`` (``llm.errors``)."""
+    """Errors: ``LLMUnavailable``, ``LLMTimeout``, ``LLMBackendError`` (``llm.errors``).
+
+    Optional capabilities, read with ``getattr`` so a backend declares only what
+    differs from the default: ``counts_tokens`` (False) and ``generative`` (True;
+    see ``is_generative``).
+    """
 
     name: str
 
@@ -91,3 +101,9 @@ class ChatModel(Protocol):
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Deltas as they arrive, then one event with ``done=True`` and the Completion."""
+
+
+def is_generative(model: ChatModel) -> bool:
+    """Whether the model writes text from ``messages`` (and can rewrite a follow-up),
+    rather than quoting from ``sources`` like the extractive backend (``generative = False``)."""
+    return bool(getattr(model, "generative", True))

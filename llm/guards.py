@@ -34,7 +34,15 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 
-from llm.base import ChatModel, ChatRequest, Completion, FinishReason, GenerationParams, StreamEvent
+from llm.base import (
+    ChatModel,
+    ChatRequest,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    StreamEvent,
+    is_generative,
+)
 from llm.errors import LLMBackendError, LLMTimeout
 from llm.language import HAN_CHARS
 
@@ -192,6 +200,7 @@ class GuardedChatModel:
         self._seed = deterministic_seed
         self._loop_args = (max_period, min_repeats, min_loop_chars)
         self._counts_tokens = bool(getattr(inner, "counts_tokens", False))
+        self.generative = is_generative(inner)
 
     def complete(self, request: ChatRequest) -> Completion:
         """The streamed answer, collected: the same guards apply."""

@@ -178,14 +178,16 @@ def build_answer_messages(
     history: Sequence[ChatMessage] = (),
     *,
     template: PromptTemplate = ANSWER_V1,
+    language: Language | None = None,
 ) -> list[ChatMessage]:
     """System rules, the prior turns, then the numbered sources and the question.
 
     Prune ``history`` first (``llm.history.prune_history``). With no sources the
     model is still asked, and is told to give the not-found reply; callers may
-    skip the call and use ``not_found_text`` directly.
+    skip the call and use ``not_found_text`` directly. ``language`` is the
+    question's, if the caller has detected it already.
     """
-    lang = detect_language(question)
+    lang = language or detect_language(question)
     system, user = template.pick(lang)
     rendered = render_sources(sources, template=template) or (
         template.no_sources_zh if lang == "zh" else template.no_sources_en
@@ -202,13 +204,15 @@ def build_condense_messages(
     follow_up: str,
     *,
     template: PromptTemplate = CONDENSE_V1,
+    language: Language | None = None,
 ) -> list[ChatMessage]:
     """Ask the model to rewrite ``follow_up`` into a standalone search query.
 
     The conversation goes in as a transcript inside one user message rather than
     as chat turns, so the model rewrites instead of carrying on the conversation.
+    ``language`` is the follow-up's, if the caller has detected it already.
     """
-    lang = detect_language(follow_up)
+    lang = language or detect_language(follow_up)
     system, user = template.pick(lang)
     names = (
         {"user": template.speaker_user_zh, "assistant": template.speaker_assistant_zh}

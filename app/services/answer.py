@@ -1,41 +1,45 @@
 """Questions in, grounded answers with verified citations out.
 
-condense (multi-turn) -> hybrid retrieval in the allowed collections -> abstain when
-the evidence is weak -> pack the best chunks into the context budget -> prompt with
-numbered sources -> stream from the chat model -> verify every [n] against its
-source -> answer, citations and provenance.
+``AnswerService.stream`` runs the steps in order, each a method that takes the
+question's ``Turn`` and returns it with its part filled in: condense (a follow-up
+into a standalone query) -> retrieve (hybrid, in the allowed collections) -> check
+the evidence (abstain when it is weak) -> pack the best chunks into the context
+budget -> prompt with numbered sources -> generate (streamed) -> verify every [n]
+against its source -> record the answer, citations and provenance. The question's
+language is detected once, at the start, and every step that needs it is told.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import storable
-from app.db.models import Chunk, Page
-from app.services.search import SearchResult, SearchService
+from app.db.repositories.chunks import ChunkRepository
+from app.services.answering.condense import is_follow_up, standalone_query
+from app.services.answering.sources import pack_sources
+from app.services.answering.turn import Turn
+from app.services.search import SearchService
 from llm.base import ChatMessage, ChatModel, ChatRequest, GenerationParams, Source
-from llm.citations import Citation, verify
+from llm.citations import Citation, VerifiedAnswer, verify
 from llm.history import prune_history
 from llm.language import detect_language
-from llm.prompts import (
-    PROMPT_VERSION,
-    build_answer_messages,
-    build_condense_messages,
-    is_not_found,
-    not_found_text,
-    parse_condensed,
-)
-from retrieval.packing import PackCandidate, PackedSource, pack
+from llm.prompts import PROMPT_VERSION, build_answer_messages, is_not_found, not_found_text
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "FAILED_TEXT",
+    "FINISH_NOTICES",
+    "Answer",
+    "AnswerEvent",
+    "AnswerOptions",
+    "AnswerService",
+    "Turn",
+    "is_follow_up",
+]
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,11 @@ class AnswerService:
         chat_model: Callable[[], ChatModel],
         *,
         options: AnswerOptions | None = None,
-        extractive: bool = False,
     ) -> None:
-        self.sessions = sessions
+        self.chunks = ChunkRepository(sessions)
         self.search = search
         self._chat_model = chat_model
         self.options = options or AnswerOptions()
-        self.extractive = extractive
         #: Called with every finished answer (for metrics).
         self.on_answer: Callable[[Answer], None] | None = None
 
@@ -133,249 +135,135 @@ class AnswerService:
         # Not stored, but the tokenizer and the model cannot take a lone surrogate
         # either: the same refusal as for stored text.
         storable.check(question=question, history=[m.content for m in history])
-        opts = self.options
-        timings: dict[str, float] = {}
         started = time.perf_counter()
-        lang = detect_language(question)
-        history = prune_history(list(history), max_tokens=opts.history_tokens)
+        turn = Turn(
+            question=question,
+            language=detect_language(question),
+            history=tuple(prune_history(list(history), max_tokens=self.options.history_tokens)),
+            started=started,
+        )
+        model = self._chat_model()
+        turn = self.condense(turn, model=model)
+        turn = self.retrieve(turn, collection_ids=collection_ids)
+        if self.has_evidence(turn):
+            turn = self.pack(turn)
+            turn = yield from self.generate(turn, model=model, request=self.prompt(turn))
+        else:
+            turn = self.not_found(turn)
+            yield AnswerEvent(delta=turn.reply.text)
+        yield AnswerEvent(answer=self.record(turn, model=model))
 
+    # -- the steps, in order ---------------------------------------------------------
+
+    def condense(self, turn: Turn, *, model: ChatModel) -> Turn:
+        """The question as it will be searched: a follow-up made to stand on its own."""
         t = time.perf_counter()
-        standalone = self.condense(question, history)
-        timings["condense_s"] = time.perf_counter() - t
+        standalone = standalone_query(
+            turn.question, history=turn.history, language=turn.language, model=model
+        )
+        return replace(turn, standalone=standalone, timings=turn.timed("condense_s", t))
 
+    def retrieve(self, turn: Turn, *, collection_ids: Collection[str] | None) -> Turn:
+        """The best chunks for the standalone query, and how close the closest is."""
         t = time.perf_counter()
         hits, evidence = self.search.search_with_evidence(
-            standalone, k=opts.top_k, collection_ids=collection_ids
+            turn.standalone, k=self.options.top_k, collection_ids=collection_ids
         )
-        timings["retrieve_s"] = time.perf_counter() - t
+        timings = turn.timed("retrieve_s", t)
+        return replace(turn, hits=tuple(hits), evidence=evidence, timings=timings)
 
-        model = self._chat_model()
-        if not hits or (evidence is not None and evidence < opts.abstain_below):
-            text = not_found_text(lang)
-            yield AnswerEvent(delta=text)
-            yield AnswerEvent(
-                answer=self._final(
-                    question,
-                    standalone,
-                    text,
-                    (),
-                    (),
-                    True,
-                    0,
-                    (),
-                    "stop",
-                    model,
-                    hits,
-                    evidence,
-                    timings,
-                    started,
-                )
-            )
-            return
+    def has_evidence(self, turn: Turn) -> bool:
+        """Whether anything was found, close enough to the question to answer from."""
+        weak = turn.evidence is not None and turn.evidence < self.options.abstain_below
+        return bool(turn.hits) and not weak
 
-        sources = self.sources(hits)
-        request = ChatRequest(
-            messages=build_answer_messages(question, sources, history),
-            question=standalone,
-            sources=sources,
-            params=opts.params,
+    def not_found(self, turn: Turn) -> Turn:
+        """The not-found reply in the question's language, without asking the model."""
+        reply = VerifiedAnswer(
+            text=not_found_text(turn.language), citations=(), dropped_markers=0, unsupported=()
         )
+        return replace(turn, reply=reply, abstained=True)
+
+    def pack(self, turn: Turn) -> Turn:
+        """The hits that fit the context budget, as numbered sources."""
+        pages = self.chunks.page_texts([h.chunk_id for h in turn.hits])
+        sources = pack_sources(turn.hits, pages=pages, max_tokens=self.options.context_tokens)
+        return replace(turn, sources=tuple(sources))
+
+    def prompt(self, turn: Turn) -> ChatRequest:
+        """The request: the prompt for generative models, question and sources for all."""
+        messages = build_answer_messages(
+            turn.question, turn.sources, turn.history, language=turn.language
+        )
+        return ChatRequest(
+            messages=messages,
+            question=turn.standalone,
+            sources=turn.sources,
+            params=self.options.params,
+            language=turn.language,
+        )
+
+    def generate(
+        self, turn: Turn, *, model: ChatModel, request: ChatRequest
+    ) -> Generator[AnswerEvent, None, Turn]:
+        """The model's reply, streamed as deltas; the turn comes back with it verified."""
         t = time.perf_counter()
         parts: list[str] = []
-        finish = "stop"
-        support: float | None = None
+        done = None
         for event in model.stream(request):
             if event.done:
-                if event.completion is not None:
-                    finish = event.completion.finish_reason
-                    support = event.completion.support
-                    if event.completion.ttft_s is not None:
-                        timings["ttft_s"] = event.completion.ttft_s
+                done = event.completion
                 break
             if event.delta:
                 parts.append(event.delta)
                 yield AnswerEvent(delta=event.delta)
+        timings = dict(turn.timings)
+        if done is not None and done.ttft_s is not None:
+            timings["ttft_s"] = done.ttft_s
         timings["generate_s"] = time.perf_counter() - t
+        finish = "stop" if done is None else done.finish_reason
         raw = "".join(parts).strip()
         if not raw and finish in ("error", "timeout"):
             # Nothing to verify: say so rather than return an empty answer.
             raw = FAILED_TEXT
             yield AnswerEvent(delta=raw)
-        checked = verify(raw, sources)
-        abstained = is_not_found(raw)
-        yield AnswerEvent(
-            answer=self._final(
-                question,
-                standalone,
-                checked.text,
-                checked.citations,
-                tuple(sources),
-                abstained,
-                checked.dropped_markers,
-                checked.unsupported,
-                finish,
-                model,
-                hits,
-                evidence,
-                timings,
-                started,
-                support=support,
-            )
-        )
+        support = None if done is None else done.support
+        return self.verify(replace(turn, finish=finish, support=support, timings=timings), raw)
 
-    # -- steps ---------------------------------------------------------------------
+    def verify(self, turn: Turn, raw: str) -> Turn:
+        """Every [n] of ``raw`` checked against source n; markers to no source dropped."""
+        return replace(turn, reply=verify(raw, turn.sources), abstained=is_not_found(raw))
 
-    def condense(self, question: str, history: Sequence[ChatMessage]) -> str:
-        """A follow-up rewritten as a standalone query. Without a generative model the
-        previous question is prepended to what reads as a follow-up ("and for
-        managers?", "how long does it last?"); a new question is searched as asked."""
-        previous = [m.content for m in history if m.role == "user"]
-        if not previous:
-            return question
-        if self.extractive:
-            return f"{previous[-1]} {question}" if is_follow_up(question) else question
-        request = ChatRequest(
-            messages=build_condense_messages(history, question),
-            question=question,
-            params=GenerationParams(max_tokens=96, temperature=0.0, timeout_s=30),
-        )
-        try:
-            out = self._chat_model().complete(request).text
-        except Exception:  # a failed rewrite must not fail the answer
-            log.warning("could not condense the follow-up; searching with it as asked")
-            return question
-        return parse_condensed(out, question)
-
-    def sources(self, hits: Sequence[SearchResult]) -> list[Source]:
-        """Pack the hits into the context budget, merging neighbours of one section."""
-        pages = self._page_texts(hits)
-        candidates = [
-            PackCandidate(
-                chunk_id=h.chunk_id,
-                document_id=h.document_id,
-                ordinal=h.ordinal,
-                page=h.page,
-                section_path=h.section_path,
-                text=h.text,
-                char_start=h.char_start,
-                char_end=h.char_end,
-                token_count=h.token_count,
-                score=h.score,
-            )
-            for h in hits
-        ]
-        by_chunk = {h.chunk_id: h for h in hits}
-
-        def page_text(document_id: str, page: int | None) -> str:
-            # Formats without real pages keep their whole text as page 1.
-            return pages.get((document_id, page or 1), "")
-
-        packed: list[PackedSource] = pack(
-            candidates, max_tokens=self.options.context_tokens, page_text=page_text
-        )
-        out: list[Source] = []
-        for n, p in enumerate(packed, 1):
-            first = by_chunk[p.chunk_ids[0]]
-            out.append(
-                Source(
-                    n=n,
-                    chunk_id=p.chunk_ids[0],
-                    document_id=p.document_id,
-                    title=first.title or first.document_name,
-                    page=p.page,
-                    text=p.text,
-                    char_start=p.char_start,
-                )
-            )
-        return out
-
-    def _page_texts(self, hits: Sequence[SearchResult]) -> dict[tuple[str, int], str]:
-        """Text of every page the hits are on, so packing can merge neighbours exactly."""
-        if not hits:
-            return {}
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Page.document_id, Page.number, Page.text)
-                .join(Chunk, (Page.document_id == Chunk.document_id) & (Page.number == Chunk.page))
-                .where(Chunk.id.in_([h.chunk_id for h in hits]))
-            ).all()
-        return {(doc, number): text for doc, number, text in rows}
-
-    def _final(
-        self,
-        question: str,
-        standalone: str,
-        text: str,
-        citations: tuple[Citation, ...],
-        sources: tuple[Source, ...],
-        abstained: bool,
-        dropped: int,
-        unsupported: tuple[int, ...],
-        finish: str,
-        model: ChatModel,
-        hits: Sequence[SearchResult],
-        evidence: float | None,
-        timings: dict[str, float],
-        started: float,
-        *,
-        support: float | None = None,
-    ) -> Answer:
-        timings["total_s"] = time.perf_counter() - started
-        hashes = self._content_hashes([h.chunk_id for h in hits])
-        provenance = {
-            "model": getattr(model, "name", type(model).__name__),
-            "prompt_version": PROMPT_VERSION,
-            "retrieved": [
-                {"chunk_id": h.chunk_id, "content_hash": hashes.get(h.chunk_id), "score": h.score}
-                for h in hits
-            ],
-            "evidence": None if evidence is None else round(evidence, 4),
-            "support": support,
-        }
+    def record(self, turn: Turn, *, model: ChatModel) -> Answer:
+        """The answer with its provenance and timings, also handed to ``on_answer``."""
+        timings = turn.timed("total_s", turn.started)
         answer = Answer(
-            question=question,
-            standalone_question=standalone,
-            text=text,
-            citations=citations,
-            sources=sources,
-            abstained=abstained,
-            dropped_markers=dropped,
-            unsupported=unsupported,
-            finish_reason=finish,
-            provenance=provenance,
+            question=turn.question,
+            standalone_question=turn.standalone,
+            text=turn.reply.text,
+            citations=turn.reply.citations,
+            sources=turn.sources,
+            abstained=turn.abstained,
+            dropped_markers=turn.reply.dropped_markers,
+            unsupported=turn.reply.unsupported,
+            finish_reason=turn.finish,
+            provenance=self.provenance(turn, model=model),
             timings={k: round(v, 4) for k, v in timings.items()},
         )
         if self.on_answer is not None:
             self.on_answer(answer)
         return answer
 
-    def _content_hashes(self, chunk_ids: list[str]) -> dict[str, str]:
-        if not chunk_ids:
-            return {}
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Chunk.id, Chunk.content_hash).where(Chunk.id.in_(chunk_ids))
-            ).all()
-        return {str(row[0]): str(row[1]) for row in rows}
-
-
-_FOLLOW_UP_START = re.compile(
-    r"^\s*(?:(?:and|or|but|also|then|so|what about|how about|what if|same for)\b"
-    r"|那么|那|还有|而且|另外|如果)|呢[？?]?\s*$",
-    re.IGNORECASE,
-)
-_REFERRING = re.compile(
-    r"\b(?:it|its|they|them|their|this|that|these|those|there|he|she|his|her|one|ones)\b"
-    r"|它|他们|她们|这个|那个|这些|那些",
-    re.IGNORECASE,
-)
-
-
-def is_follow_up(question: str) -> bool:
-    """Short and starting like a continuation, or leaning on a pronoun for its subject."""
-    words = question.split()
-    if len(words) > 12:
-        return False
-    return bool(_FOLLOW_UP_START.search(question)) or (
-        len(words) <= 8 and bool(_REFERRING.search(question))
-    )
+    def provenance(self, turn: Turn, *, model: ChatModel) -> dict[str, Any]:
+        """What the answer can be traced by: the chunks (ids, hashes), model, prompt."""
+        hashes = self.chunks.content_hashes([h.chunk_id for h in turn.hits])
+        return {
+            "model": getattr(model, "name", type(model).__name__),
+            "prompt_version": PROMPT_VERSION,
+            "retrieved": [
+                {"chunk_id": h.chunk_id, "content_hash": hashes.get(h.chunk_id), "score": h.score}
+                for h in turn.hits
+            ],
+            "evidence": None if turn.evidence is None else round(turn.evidence, 4),
+            "support": turn.support,
+        }

@@ -6,11 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Collection as Coll
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import storable
-from app.db.models import Chunk, Collection, Document, DocumentStatus
+from app.db.repositories.chunks import ChunkRepository
 from retrieval.hybrid import HybridRetriever, Mode
 
 
@@ -41,21 +40,14 @@ class SearchService:
         mode: Mode = "hybrid",
     ) -> None:
         self.sessions = sessions
+        self.chunks = ChunkRepository(sessions)
         self._retriever = retriever
         self.mode = mode
 
     def chunk_texts(self, chunk_ids: Sequence[str]) -> Mapping[str, str]:
         """Texts of these chunks, for chunks of ready documents only: a document being
         published or deleted never surfaces, even though its vectors may exist."""
-        if not chunk_ids:
-            return {}
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Chunk.id, Chunk.text)
-                .join(Document, Chunk.document_id == Document.id)
-                .where(Chunk.id.in_(list(chunk_ids)), Document.status == DocumentStatus.READY)
-            ).all()
-        return dict(rows)
+        return self.chunks.ready_texts(chunk_ids)
 
     def search(
         self,
@@ -90,16 +82,7 @@ class SearchService:
     def load(self, chunk_ids: Sequence[str], scores: Mapping[str, float]) -> list[SearchResult]:
         """Chunks with document and collection details, in the order given; chunks of
         documents that are not ready are dropped."""
-        if not chunk_ids:
-            return []
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Chunk, Document, Collection.name)
-                .join(Document, Chunk.document_id == Document.id)
-                .join(Collection, Document.collection_id == Collection.id)
-                .where(Chunk.id.in_(list(chunk_ids)), Document.status == DocumentStatus.READY)
-            ).all()
-        by_id = {c.id: (c, d, cname) for c, d, cname in rows}
+        by_id = self.chunks.ready_with_documents(chunk_ids)
         out: list[SearchResult] = []
         for cid in chunk_ids:
             if cid not in by_id:

@@ -30,7 +30,7 @@ from typing import ClassVar
 
 from llm.base import ChatRequest, Completion, FinishReason, Source, StreamEvent
 from llm.guards import approx_tokens, truncate_tokens
-from llm.language import HAN_CHARS, detect_language
+from llm.language import HAN_CHARS, Language, detect_language
 from llm.prompts import NOT_FOUND
 from llm.sentences import BULLET, sentence_spans
 
@@ -205,6 +205,8 @@ class ExtractiveChatModel:
 
     name = "extractive"
     counts_tokens: ClassVar[bool] = False
+    #: Quotes sources instead of writing: it cannot rewrite a follow-up question.
+    generative: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -225,20 +227,30 @@ class ExtractiveChatModel:
         self.min_support = min_support
 
     def answer(
-        self, question: str, sources: Sequence[Source], max_tokens: int
+        self,
+        question: str,
+        sources: Sequence[Source],
+        max_tokens: int,
+        *,
+        language: Language | None = None,
     ) -> tuple[str, FinishReason]:
-        """The answer text, and "length" if ``max_tokens`` left out a chosen sentence."""
-        text, finish, _ = self._answer(question, sources, max_tokens)
+        """The answer text, and "length" if ``max_tokens`` left out a chosen sentence.
+        ``language`` (detected from ``question`` if None) picks the not-found reply."""
+        text, finish, _ = self._answer(question, sources, max_tokens, language)
         return text, finish
 
     def _answer(
-        self, question: str, sources: Sequence[Source], max_tokens: int
+        self,
+        question: str,
+        sources: Sequence[Source],
+        max_tokens: int,
+        language: Language | None,
     ) -> tuple[str, FinishReason, float]:
         scored = self.score_sentences(question, sources)
         best = scored[0][0] if scored else 0.0
         picked = self._pick(scored)
         if not picked:
-            lang = detect_language(question)
+            lang = language or detect_language(question)
             return (NOT_FOUND_TEXT_ZH if lang == "zh" else NOT_FOUND_TEXT), "stop", best
         parts: list[str] = []
         for s in picked:
@@ -306,7 +318,7 @@ class ExtractiveChatModel:
     def complete(self, request: ChatRequest) -> Completion:
         start = time.monotonic()
         text, finish, best = self._answer(
-            request.question, request.sources, request.params.max_tokens
+            request.question, request.sources, request.params.max_tokens, request.language
         )
         elapsed = time.monotonic() - start
         return Completion(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -64,7 +65,6 @@ def fake(container: Any, *responses: str) -> FakeChatModel:
     for r in responses:
         model.enqueue(r)
     container.__dict__["chat_model"] = model
-    container.answers.extractive = False
     return model
 
 
@@ -124,7 +124,6 @@ def test_an_answer_cut_short_by_the_model_says_so(
     container: Any, handbook: Any, finish: str
 ) -> None:
     container.__dict__["chat_model"] = _BrokenMidAnswer("New employees receive 25", finish)
-    container.answers.extractive = False
     answer = container.answers.ask("How many vacation days do new employees get?")
     assert answer.incomplete
     assert answer.notice is not None
@@ -136,7 +135,6 @@ def test_a_model_that_fails_before_any_text_gives_a_clear_answer(
     container: Any, handbook: Any
 ) -> None:
     container.__dict__["chat_model"] = _BrokenMidAnswer("", "error")
-    container.answers.extractive = False
     events = list(container.answers.stream("How many vacation days do new employees get?"))
     answer = events[-1].answer
     assert "failed before it could answer" in answer.text
@@ -156,3 +154,43 @@ def test_extractive_chats_join_only_follow_ups_to_the_previous_question(
     assert new_topic.standalone_question == "Who approves expense claims?"
     follow_up = container.answers.ask("And can they be carried over?", history=history)
     assert follow_up.standalone_question.startswith("How many vacation days")
+
+
+@pytest.fixture
+def detections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text whose language is detected, wherever the detector was imported."""
+    from llm import language
+
+    real, calls = language.detect_language, []
+
+    def counting(text: str) -> Any:
+        calls.append(text)
+        return real(text)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "detect_language", None) is real:
+            monkeypatch.setattr(module, "detect_language", counting)
+    return calls
+
+
+def test_the_language_is_detected_once_per_question(
+    container: Any, handbook: Any, detections: list[str]
+) -> None:
+    question = "How many vacation days do new employees get?"
+    answer = container.answers.ask(question)  # the extractive backend: prompt and quotes
+    assert "twenty-five" in answer.text
+    assert detections == [question]
+
+
+def test_a_condensed_follow_up_is_detected_once_too(
+    container: Any, handbook: Any, detections: list[str]
+) -> None:
+    model = fake(container, "How many vacation days do new employees get?", "二十五天 [1]。")
+    history = [ChatMessage("user", "年假有多少天？"), ChatMessage("assistant", "二十五天。")]
+    container.answers.ask("那么新员工呢？", history=history)
+    assert detections == ["那么新员工呢？"]
+    condense, answer = model.requests
+    # Both prompts follow the question's language, though the query is in English.
+    assert "追问" in condense.messages[-1].content
+    assert answer.messages[0].content.startswith("你是 Lantern")
+    assert condense.language == answer.language == "zh"

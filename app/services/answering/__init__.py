@@ -1,0 +1,1 @@
+"""The parts of the answer pipeline that ``app.services.answer`` runs in order."""
