@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.engine import make_engine, make_session_factory
 from app.metrics import Metrics
 from app.services.access import AccessService
-from app.services.answer import AnswerOptions, AnswerService
+from app.services.answer import Answer, AnswerOptions, AnswerService
 from app.services.audit import AuditLog
 from app.services.auth import AuthService
 from app.services.chat import ChatService
@@ -206,7 +206,13 @@ class Container:
                 timeout_s=m.timeout_s,
             ),
         )
-        return AnswerService(self.sessions, self.search, lambda: self.chat_model, options=options)
+        return AnswerService(
+            self.sessions,
+            self.search,
+            lambda: self.chat_model,
+            options=options,
+            on_answer=self._observe_answer,
+        )
 
     # -- ingestion -----------------------------------------------------------------
 
@@ -256,13 +262,14 @@ class Container:
 
     @cached_property
     def metrics(self) -> Metrics:
-        m = Metrics(self.documents.job_counts)
-        self.answers.on_answer = lambda a: m.observe_answer(
+        return Metrics(self.documents.job_counts)
+
+    def _observe_answer(self, a: Answer) -> None:
+        self.metrics.observe_answer(
             a.timings,
             outcome="abstained" if a.abstained else ("incomplete" if a.incomplete else "answered"),
             tokens=approx_tokens(a.text),
         )
-        return m
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:

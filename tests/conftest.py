@@ -100,17 +100,18 @@ def container(settings: Any, embedder: Any) -> Iterator[Any]:
 @pytest.fixture
 def rebuilt(container: Any) -> Iterator[Callable[..., Any]]:
     """``rebuilt(server={"rate_limit_per_minute": 3})``: a second container over the same
-    database and indexes with some settings changed, as another process started with
-    them would be; closed at teardown."""
+    database and indexes with some settings changed (or, with ``overrides``, some parts
+    replaced), as another process started so would be; closed at teardown."""
     from app.container import Container
 
     made: list[Any] = []
 
-    def make(**sections: dict[str, Any]) -> Any:
+    def make(overrides: dict[str, Any] | None = None, **sections: dict[str, Any]) -> Any:
         s = container.settings
         update = {name: getattr(s, name).model_copy(update=v) for name, v in sections.items()}
         shared = {n: getattr(container, n) for n in ("embedder", "vectors", "lexical")}
-        made.append(Container(s.model_copy(update=update), overrides=shared))
+        parts = {**shared, **(overrides or {})}
+        made.append(Container(s.model_copy(update=update), overrides=parts))
         return made[-1]
 
     yield make

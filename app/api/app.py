@@ -55,7 +55,6 @@ def create_app(
         if c.settings.env == "prod" and c.settings.server.metrics_token is None:
             log.warning("/metrics answers anyone: set LANTERN_SERVER__METRICS_TOKEN")
         c.migrate()
-        _ = c.metrics  # hooks into answers before any runs
         c.ingestion.start()
         app.state.container = c
         try:

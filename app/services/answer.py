@@ -105,13 +105,14 @@ class AnswerService:
         chat_model: Callable[[], ChatModel],
         *,
         options: AnswerOptions | None = None,
+        on_answer: Callable[[Answer], None] | None = None,
     ) -> None:
+        """``on_answer`` is called with every finished answer (for metrics)."""
         self.chunks = ChunkRepository(sessions)
         self.search = search
         self._chat_model = chat_model
         self.options = options or AnswerOptions()
-        #: Called with every finished answer (for metrics).
-        self.on_answer: Callable[[Answer], None] | None = None
+        self.on_answer = on_answer
 
     def ask(
         self,

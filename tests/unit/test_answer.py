@@ -60,32 +60,32 @@ def test_chinese_question_gets_a_chinese_not_found(container: Any, handbook: Any
     assert answer.text == "知识库中没有找到相关内容。"
 
 
-def fake(container: Any, *responses: str) -> FakeChatModel:
+def fake(rebuilt: Any, *responses: str) -> tuple[Any, FakeChatModel]:
+    """A container answering with ``responses`` (in order), over the same documents."""
     model = FakeChatModel()
     for r in responses:
         model.enqueue(r)
-    container.__dict__["chat_model"] = model
-    return model
+    return rebuilt(overrides={"chat_model": model}), model
 
 
-def test_markers_to_missing_sources_are_dropped_and_counted(container: Any, handbook: Any) -> None:
-    fake(container, "New employees receive twenty-five vacation days per year [1] [7].")
-    answer = container.answers.ask("How many vacation days do new employees get?")
+def test_markers_to_missing_sources_are_dropped_and_counted(handbook: Any, rebuilt: Any) -> None:
+    c, _ = fake(rebuilt, "New employees receive twenty-five vacation days per year [1] [7].")
+    answer = c.answers.ask("How many vacation days do new employees get?")
     assert "[7]" not in answer.text
     assert answer.dropped_markers == 1
     assert [c.n for c in answer.citations] == [1]
 
 
-def test_a_fabricated_quote_gets_no_citation(container: Any, handbook: Any) -> None:
-    fake(container, "Employees get a free electric car after ten years [1].")
-    answer = container.answers.ask("What perks do employees get?")
+def test_a_fabricated_quote_gets_no_citation(handbook: Any, rebuilt: Any) -> None:
+    c, _ = fake(rebuilt, "Employees get a free electric car after ten years [1].")
+    answer = c.answers.ask("What perks do employees get?")
     assert answer.citations == ()
     assert answer.unsupported == (1,)
 
 
-def test_follow_up_is_condensed_with_the_history(container: Any, handbook: Any) -> None:
-    model = fake(
-        container,
+def test_follow_up_is_condensed_with_the_history(handbook: Any, rebuilt: Any) -> None:
+    c, model = fake(
+        rebuilt,
         "How many unused vacation days can be carried over?",  # the condensed query
         "Up to five unused days may be carried over until the end of March [1].",
     )
@@ -93,7 +93,7 @@ def test_follow_up_is_condensed_with_the_history(container: Any, handbook: Any) 
         ChatMessage("user", "How many vacation days do new employees get?"),
         ChatMessage("assistant", "Twenty-five [1]."),
     ]
-    answer = container.answers.ask("And how many carry over?", history=history)
+    answer = c.answers.ask("And how many carry over?", history=history)
     assert answer.standalone_question == "How many unused vacation days can be carried over?"
     assert "Twenty-five" in model.requests[0].messages[-1].content
     assert answer.citations[0].page == 2
@@ -120,11 +120,9 @@ class _BrokenMidAnswer:
 
 
 @pytest.mark.parametrize("finish", ["error", "timeout"])
-def test_an_answer_cut_short_by_the_model_says_so(
-    container: Any, handbook: Any, finish: str
-) -> None:
-    container.__dict__["chat_model"] = _BrokenMidAnswer("New employees receive 25", finish)
-    answer = container.answers.ask("How many vacation days do new employees get?")
+def test_an_answer_cut_short_by_the_model_says_so(handbook: Any, finish: str, rebuilt: Any) -> None:
+    c = rebuilt(overrides={"chat_model": _BrokenMidAnswer("New employees receive 25", finish)})
+    answer = c.answers.ask("How many vacation days do new employees get?")
     assert answer.incomplete
     assert answer.notice is not None
     assert "incomplete" in answer.notice
@@ -132,10 +130,10 @@ def test_an_answer_cut_short_by_the_model_says_so(
 
 
 def test_a_model_that_fails_before_any_text_gives_a_clear_answer(
-    container: Any, handbook: Any
+    handbook: Any, rebuilt: Any
 ) -> None:
-    container.__dict__["chat_model"] = _BrokenMidAnswer("", "error")
-    events = list(container.answers.stream("How many vacation days do new employees get?"))
+    c = rebuilt(overrides={"chat_model": _BrokenMidAnswer("", "error")})
+    events = list(c.answers.stream("How many vacation days do new employees get?"))
     answer = events[-1].answer
     assert "failed before it could answer" in answer.text
     assert "".join(e.delta for e in events[:-1]) == answer.text
@@ -183,11 +181,11 @@ def test_the_language_is_detected_once_per_question(
 
 
 def test_a_condensed_follow_up_is_detected_once_too(
-    container: Any, handbook: Any, detections: list[str]
+    handbook: Any, detections: list[str], rebuilt: Any
 ) -> None:
-    model = fake(container, "How many vacation days do new employees get?", "二十五天 [1]。")
+    c, model = fake(rebuilt, "How many vacation days do new employees get?", "二十五天 [1]。")
     history = [ChatMessage("user", "年假有多少天？"), ChatMessage("assistant", "二十五天。")]
-    container.answers.ask("那么新员工呢？", history=history)
+    c.answers.ask("那么新员工呢？", history=history)
     assert detections == ["那么新员工呢？"]
     condense, answer = model.requests
     # Both prompts follow the question's language, though the query is in English.
