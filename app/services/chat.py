@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -163,7 +164,8 @@ class ChatService:
 
         A refusal (bad question, no such chat, over the limit) is raised by the first
         ``next()``, before anything streams."""
-        with self._question(actor, question, api="chat", stream=stream, chat=session_id) as q:
+        asked_in = ("chat", session_id)
+        with self._question(actor, question, api="chat", stream=stream, on=asked_in) as q:
             question = self._intake(actor, question)
             who = actor.require()
             chat = self.get(actor, session_id)
@@ -203,7 +205,7 @@ class ChatService:
     ) -> Iterator[AnswerEvent]:
         """A one-off answer (nothing stored) in the collections ``model`` names:
         ``lantern`` for every readable one, ``lantern:<name>`` for one."""
-        with self._question(actor, question, api=api, stream=stream, model=model) as q:
+        with self._question(actor, question, api=api, stream=stream, on=("model", model)) as q:
             question = self._intake(actor, question)
             scope = self.model_scope(actor, model)
             for event in self.answers.stream(question, collection_ids=scope, history=history):
@@ -237,9 +239,11 @@ class ChatService:
         return self.access.readable(actor.principal)
 
     def _question(
-        self, actor: Actor, question: str, *, api: str, stream: bool, **target: str
-    ) -> Any:
-        ((kind, target_id),) = target.items()
+        self, actor: Actor, question: str, *, api: str, stream: bool, on: tuple[str, str]
+    ) -> AbstractContextManager[AuditDraft]:
+        """The audit event of one question, asked in a chat or of a model: its length,
+        never its text."""
+        kind, target_id = on
         return self.audit.event(
             "question",
             actor,
