@@ -67,8 +67,10 @@ HEADER_TOKENS = 32
 class Container:
     def __init__(self, settings: Settings, *, overrides: Mapping[str, Any] | None = None) -> None:
         """``overrides`` replaces parts by name (``embedder``, ``chat_model``,
-        ``rate_limiter``...): whatever is built from them uses the replacement."""
+        ``rate_limiter``...): whatever is built from them uses the replacement. Their
+        owner closes them: ``close()`` leaves them open."""
         self.settings = settings
+        self._given = frozenset(overrides or ())
         parts = {n for n, v in vars(type(self)).items() if isinstance(v, cached_property)}
         for name, value in (overrides or {}).items():
             if name not in parts:
@@ -376,16 +378,20 @@ class Container:
         )
 
     def close(self) -> None:
-        """Stop the workers, then close what was built (nothing is built to close it)."""
-        if "ingestion" in self.__dict__:
+        """Stop the workers, then close what this container built (nothing is built to
+        close it; parts given as overrides are their owner's to close)."""
+        if self._built("ingestion"):
             self.ingestion.stop()
         for name in ("vectors", "lexical"):
-            if name in self.__dict__:
+            if self._built(name):
                 self.__dict__[name].close()
-        if "chat_model" in self.__dict__:
+        if self._built("chat_model"):
             # Frees an in-process llama.cpp model after its generation in flight ends.
             close = getattr(self.chat_model, "close", None)
             if callable(close):
                 close()
-        if "engine" in self.__dict__:
+        if self._built("engine"):
             self.engine.dispose()
+
+    def _built(self, name: str) -> bool:
+        return name in self.__dict__ and name not in self._given

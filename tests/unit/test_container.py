@@ -43,3 +43,11 @@ def test_what_is_built_from_an_override_uses_it(settings: Any, embedder: Any) ->
         assert answer.provenance["model"] == "the-override"
     finally:
         c.close()
+
+
+def test_closing_leaves_the_parts_it_was_given_open(container: Any) -> None:
+    """A second container over the first one's indexes (another service in the same
+    process) does not close them when it closes."""
+    second = Container(container.settings, overrides={"vectors": container.vectors})
+    second.close()
+    assert container.vectors.count() == 0  # still open: a closed store refuses every call
