@@ -229,6 +229,36 @@ class IngestionSettings(BaseModel):
     )
 
 
+class FinetuneSettings(BaseModel):
+    base_model: str | None = Field(
+        default=None,
+        description="Base model to fine-tune: a hub id (Qwen/Qwen2.5-7B-Instruct), a local "
+        "model directory or a GGUF file; unset: the bundled SmolLM2-135M-Instruct.",
+    )
+    gate_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="How much worse than the base a candidate may be on any gold metric "
+        "and still pass the evaluation gate.",
+    )
+
+
+class ModelsSettings(BaseModel):
+    rollback_error_rate: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="A candidate in an A/B test whose error rate passes this is rolled "
+        "back automatically.",
+    )
+    rollback_min_answers: int = Field(
+        default=20,
+        ge=1,
+        description="Answers a candidate must have given before its error rate can roll it back.",
+    )
+
+
 DEFAULT_ADMIN_PASSWORD = "lantern-demo-admin"  # the demo admin; refused outside dev
 
 
@@ -322,6 +352,8 @@ class Settings(BaseSettings):
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
 
     _legacy = _moves(
         "",

@@ -13,6 +13,8 @@ from rich.table import Table
 from app.cli.backends import backends
 from app.cli.common import console, err_console, human_size, open_container, setup_logging, short
 from app.cli.evaluate import eval_app
+from app.cli.finetune import finetune_app
+from app.cli.models import models_app
 from app.cli.server import serve, serve_container, users_app
 from app.errors import LanternError
 from app.services.actor import Actor
@@ -30,6 +32,8 @@ app.add_typer(docs_app, name="docs")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
+app.add_typer(finetune_app, name="finetune")
+app.add_typer(models_app, name="models")
 app.command()(serve)
 app.command()(backends)
 
