@@ -29,6 +29,7 @@ from app.services.auth import AuthService
 from app.services.chat import ChatService
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
+from app.services.finetune_data import TrainingDataService
 from app.services.identity import IdentityService
 from app.services.ingestion_queue import IngestionQueue
 from app.services.jobstore import SqlJobStore
@@ -309,6 +310,16 @@ class Container:
             audit=self.audit,
             collections=self.collections,
             limiter=self.rate_limiter,
+        )
+
+    @cached_property
+    def training_data(self) -> TrainingDataService:
+        return TrainingDataService(
+            self.sessions,
+            self.answers,
+            collections=self.collections,
+            audit=self.audit,
+            chat_model=lambda: self.chat_model,
         )
 
     @cached_property

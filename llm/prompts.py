@@ -48,7 +48,8 @@ class PromptTemplate:
     """One version of a prompt, in both languages.
 
     ``user_*`` are ``str.format`` templates: ``{sources}`` and ``{question}`` for
-    answer templates, ``{history}`` and ``{follow_up}`` for condense templates.
+    answer templates, ``{history}`` and ``{follow_up}`` for condense templates, ``{title}``
+    and ``{passage}`` for question templates.
     ``source`` renders one source (``{n}``, ``{title}``, ``{page}``, ``{text}``),
     ``page`` the page suffix (empty when a document has no pages).
     """
@@ -138,12 +139,38 @@ CONDENSE_V1 = PromptTemplate(
     user_zh="对话：\n{history}\n\n追问：{follow_up}\n\n独立查询：",
 )
 
+QUESTION_V1 = PromptTemplate(
+    version="question-v1",
+    system_en=(
+        "You write one question that a passage of a company document answers, for training "
+        "a question-answering assistant.\n"
+        "\n"
+        "Rules:\n"
+        "1. The question must be answerable from the passage alone, with a short answer.\n"
+        "2. Ask it the way an employee would, without quoting the passage or naming it.\n"
+        "3. Write the question in the language of the passage.\n"
+        "4. Output only the question."
+    ),
+    system_zh=(
+        "你的任务是为一段公司文档写一个它能回答的问题，用于训练问答助手。\n"
+        "\n"
+        "规则：\n"
+        "1. 问题必须只凭这段文字就能回答，答案简短。\n"
+        "2. 像员工那样提问，不要引用原文，也不要提及这段文字。\n"
+        "3. 用这段文字的语言写问题。\n"
+        "4. 只输出问题本身。"
+    ),
+    user_en="Document: {title}\n\nPassage:\n{passage}\n\nQuestion:",
+    user_zh="文档：{title}\n\n段落：\n{passage}\n\n问题：",
+)
+
 #: Every template ever shipped, by version. Never remove or edit an entry.
 TEMPLATES: Mapping[str, PromptTemplate] = MappingProxyType(
-    {t.version: t for t in (ANSWER_V1, CONDENSE_V1)}
+    {t.version: t for t in (ANSWER_V1, CONDENSE_V1, QUESTION_V1)}
 )
 PROMPT_VERSION = ANSWER_V1.version
 CONDENSE_VERSION = CONDENSE_V1.version
+QUESTION_VERSION = QUESTION_V1.version
 
 _SPACES = re.compile(r"\s+")
 
@@ -246,3 +273,20 @@ def parse_condensed(output: str, follow_up: str) -> str:
         if query:
             return query
     return follow_up.strip()
+
+
+def build_question_messages(
+    passage: str,
+    *,
+    title: str,
+    template: PromptTemplate = QUESTION_V1,
+    language: Language | None = None,
+) -> list[ChatMessage]:
+    """Ask the model for a question that ``passage`` (of the document ``title``) answers:
+    the grounded training examples' questions, where a generative model is configured."""
+    lang = language or detect_language(passage)
+    system, user = template.pick(lang)
+    return [
+        ChatMessage("system", system),
+        ChatMessage("user", user.format(title=title.strip(), passage=passage.strip())),
+    ]

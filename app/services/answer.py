@@ -185,10 +185,12 @@ class AnswerService:
         )
         return replace(turn, reply=reply, abstained=True)
 
-    def pack(self, turn: Turn) -> Turn:
-        """The hits that fit the context budget, as numbered sources."""
+    def pack(self, turn: Turn, *, max_tokens: int | None = None) -> Turn:
+        """The hits that fit the context budget (``max_tokens``, else the configured
+        one), as numbered sources."""
         pages = self.chunks.page_texts([h.chunk_id for h in turn.hits])
-        sources = pack_sources(turn.hits, pages=pages, max_tokens=self.options.context_tokens)
+        budget = self.options.context_tokens if max_tokens is None else max_tokens
+        sources = pack_sources(turn.hits, pages=pages, max_tokens=budget)
         return replace(turn, sources=tuple(sources))
 
     def prompt(self, turn: Turn) -> ChatRequest:

@@ -10,6 +10,7 @@ import gradio as gr
 
 from app.services.actor import Actor
 from app.services.chat import ChatService
+from app.services.finetune_data import parse_correction
 from app.services.identity import IdentityService
 from app.services.library import LibraryService
 from app.services.search import SearchService
@@ -154,6 +155,8 @@ class ChatUI(Handlers):
         rating = 1 if data.liked else -1
         with refused():
             self.chats.feedback(who, message_id, rating=rating, comment=note or "")
+        if rating < 0 and parse_correction(note or ""):
+            return "Thanks: your correction was saved for training the next model version.", ""
         return "Thanks: your feedback was saved.", ""
 
     def show_sources(

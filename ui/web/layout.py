@@ -48,7 +48,12 @@ def build_ui(chat: ChatUI, admin: AdminUI) -> gr.Blocks:
                         stop = gr.Button("Stop", scale=1, elem_id="stop")
                     notice = gr.HTML(elem_id="notice")
                     comment = gr.Textbox(
-                        label="Comment for your thumbs up/down (optional)", elem_id="comment"
+                        label="Comment for your thumbs up/down (optional)",
+                        info='Wrong answer? Write "Correction: " and the right answer, citing '
+                        "the sources as [1], then give it a thumbs down: corrections train the "
+                        "next model version.",
+                        placeholder="Correction: New employees get 25 vacation days [1].",
+                        elem_id="comment",
                     )
                     feedback_status = gr.Markdown(elem_id="feedback-status")
                 with gr.Column(scale=2, min_width=260):
