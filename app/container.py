@@ -34,6 +34,7 @@ from app.services.identity import IdentityService
 from app.services.ingestion_queue import IngestionQueue
 from app.services.jobstore import SqlJobStore
 from app.services.library import LibraryService
+from app.services.model_eval import ModelEvaluator
 from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
 from app.services.status import StatusService
@@ -216,6 +217,16 @@ class Container:
             options=options,
             on_answer=self._observe_answer,
         )
+
+    def answers_with(self, model: ChatModel) -> AnswerService:
+        """The answer service as configured, around another model (evaluations)."""
+        return AnswerService(
+            self.sessions, self.search, lambda: model, options=self.answers.options
+        )
+
+    @cached_property
+    def model_eval(self) -> ModelEvaluator:
+        return ModelEvaluator(self.sessions, self.answers_with, audit=self.audit)
 
     # -- ingestion -----------------------------------------------------------------
 

@@ -42,6 +42,8 @@ class QAResult:
     evidence: float | None = None
     #: The backend's support for its answer (the extractive backend's best sentence).
     support: float | None = None
+    #: An answer (not a not-found) with citations, every one of whose markers verified.
+    well_cited: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,20 @@ class QAReport:
     p50_s: float
     p95_s: float
     results: list[QAResult] = field(default_factory=list)
+    #: Share of the answers given (not-found replies aside) whose markers all verify.
+    citation_format: float = 0.0
+
+    def metrics(self) -> dict[str, float]:
+        """The scores by name (``llm.finetune.gate.QUALITY`` and the latencies)."""
+        return {
+            "questions": self.n,
+            "answer_recall": round(self.answer_recall, 4),
+            "citation_precision": round(self.citation_precision, 4),
+            "citation_format": round(self.citation_format, 4),
+            "abstention_accuracy": round(self.abstention_accuracy, 4),
+            "p50_s": round(self.p50_s, 3),
+            "p95_s": round(self.p95_s, 3),
+        }
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -60,6 +76,7 @@ class QAReport:
             "answer recall": round(self.answer_recall, 3),
             "citation precision": round(self.citation_precision, 3),
             "abstention accuracy": round(self.abstention_accuracy, 3),
+            "citation format": round(self.citation_format, 3),
             "p50 s": round(self.p50_s, 2),
             "p95 s": round(self.p95_s, 2),
         }
@@ -108,6 +125,10 @@ def score(item: QAItem, answer: Answer, seconds: float, doc_names: dict[str, str
         seconds,
         evidence=answer.provenance.get("evidence"),
         support=answer.provenance.get("support"),
+        well_cited=bool(answer.citations)
+        and not answer.abstained
+        and answer.dropped_markers == 0
+        and not answer.unsupported,
     )
 
 
@@ -126,9 +147,15 @@ def evaluate_qa(
         results.append(score(item, answer, time.perf_counter() - t, doc_names))
         if progress:
             progress(i, len(items))
+    return report_of(results)
+
+
+def report_of(results: list[QAResult]) -> QAReport:
+    """The scores over these results (from one run or several)."""
     answerable = [r for r in results if not r.item.unanswerable]
     cited = sum(r.citations for r in answerable)
     times = sorted(r.seconds for r in results)
+    given = [r for r in results if not r.abstained]
     return QAReport(
         n=len(results),
         answer_recall=sum(r.recalled for r in answerable) / max(1, len(answerable)),
@@ -138,6 +165,7 @@ def evaluate_qa(
         p50_s=statistics.median(times) if times else 0.0,
         p95_s=times[min(len(times) - 1, int(0.95 * len(times)))] if times else 0.0,
         results=results,
+        citation_format=sum(r.well_cited for r in given) / max(1, len(given)),
     )
 
 
