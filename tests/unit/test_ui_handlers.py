@@ -177,7 +177,7 @@ def test_feedback_goes_on_answers_only(
     assert saved.startswith("Thanks")
     assert comment == ""
     (event,) = container.audit.query(AuditQuery(action="feedback"))
-    assert (event.target_id, event.details) == (ids[1], {"rating": -1})
+    assert (event.target_id, event.details) == (ids[1], {"rating": -1, "model_version": None})
 
 
 def test_another_users_chat_is_not_theirs_to_open(
