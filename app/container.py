@@ -34,7 +34,9 @@ from app.services.identity import IdentityService
 from app.services.ingestion_queue import IngestionQueue
 from app.services.jobstore import SqlJobStore
 from app.services.library import LibraryService
+from app.services.model_compare import ModelCompareService
 from app.services.model_eval import ModelEvaluator
+from app.services.model_router import ModelRouter, ServedVersion, version_label
 from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
 from app.services.status import StatusService
@@ -47,6 +49,7 @@ from ingestion.pipeline import IngestionPipeline
 from ingestion.queues.base import JobQueue
 from ingestion.queues.registry import create_job_queue
 from llm.base import ChatModel, GenerationParams
+from llm.errors import LLMError, LLMUnavailable
 from llm.guards import approx_tokens
 from llm.registry import create_chat_model
 from retrieval.embedders.base import Embedder
@@ -216,6 +219,47 @@ class Container:
             lambda: self.chat_model,
             options=options,
             on_answer=self._observe_answer,
+            on_error=self._observe_answer_error,
+        )
+
+    @cached_property
+    def model_router(self) -> ModelRouter:
+        m = self.settings.models
+        return ModelRouter(
+            # TODO(registry): versions=self.model_registry.serving and
+            # rollback_candidate=self.model_registry.rollback_candidate once the
+            # registry lands; until then only the base model answers.
+            versions=lambda: [],
+            base_model=lambda: self.chat_model,
+            make_model=self.version_model,
+            rollback_candidate=None,
+            rollback_error_rate=m.rollback_error_rate,
+            rollback_min_answers=m.rollback_min_answers,
+        )
+
+    def version_model(self, version: ServedVersion) -> ChatModel:
+        """A fine-tuned version's chat model: its adapter by name on the OpenAI-compatible
+        server (vLLM serves each loaded adapter under the version's name), else its GGUF
+        in-process with llama.cpp. ``LLMUnavailable`` when neither can serve it."""
+        from llm.versioned import adapter_model, gguf_model
+
+        m = self.settings.llm
+        seed = m.seed if m.deterministic else None
+        if self.chat_kind == "openai":
+            return adapter_model(self.chat_model, version.name, deterministic_seed=seed)
+        if not version.gguf_path:
+            raise LLMUnavailable(
+                f"model version {version.name} has no GGUF for llama.cpp: export it with "
+                "`lantern finetune export RUN --gguf`, or serve it from vLLM (llm.kind openai)"
+            )
+        c = m.llamacpp
+        return gguf_model(
+            version.gguf_path,
+            seed=m.seed,
+            deterministic_seed=seed,
+            n_ctx=c.n_ctx,
+            n_threads=c.n_threads,
+            n_gpu_layers=c.n_gpu_layers,
         )
 
     def answers_with(self, model: ChatModel) -> AnswerService:
@@ -279,11 +323,26 @@ class Container:
         return Metrics(self.documents.job_counts)
 
     def _observe_answer(self, a: Answer) -> None:
+        version = a.provenance.get("model_version")
         self.metrics.observe_answer(
             a.timings,
             outcome="abstained" if a.abstained else ("incomplete" if a.incomplete else "answered"),
             tokens=approx_tokens(a.text),
+            version=version_label(version),
+            finish_reason=a.finish_reason,
         )
+        if version is not None:
+            self.model_router.record(version, failed=a.incomplete)
+
+    def _observe_answer_error(self, version: str | None, error: LLMError) -> None:
+        self.metrics.observe_answer_failure(
+            version=version_label(version), kind=type(error).__name__
+        )
+        if version is not None:
+            self.model_router.record(version, failed=True)
+
+    def _observe_feedback(self, version: str | None, rating: int) -> None:
+        self.metrics.observe_feedback(version=version_label(version), rating=rating)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
@@ -321,6 +380,8 @@ class Container:
             audit=self.audit,
             collections=self.collections,
             limiter=self.rate_limiter,
+            router=self.model_router,
+            on_feedback=self._observe_feedback,
         )
 
     @cached_property
@@ -332,6 +393,10 @@ class Container:
             audit=self.audit,
             chat_model=lambda: self.chat_model,
         )
+
+    @cached_property
+    def model_compare(self) -> ModelCompareService:
+        return ModelCompareService(self.sessions)
 
     @cached_property
     def identity(self) -> IdentityService:
@@ -407,6 +472,8 @@ class Container:
         for name in ("vectors", "lexical"):
             if self._built(name):
                 self.__dict__[name].close()
+        if self._built("model_router"):
+            self.model_router.close()  # the versions' models; the base is closed below
         if self._built("chat_model"):
             # Frees an in-process llama.cpp model after its generation in flight ends.
             close = getattr(self.chat_model, "close", None)

@@ -1,7 +1,9 @@
 """Prometheus metrics, in a registry of their own per container.
 
 Labels carry routes (templates such as ``/api/v1/chats/{chat_id}``), methods,
-status codes, stages and outcomes, never ids, user names or text.
+status codes, stages, outcomes and model versions (a version's name, or ``base``),
+never ids, user names or text. The answer metrics are by version so that an A/B
+test of a candidate reads straight off them.
 """
 
 from __future__ import annotations
@@ -34,18 +36,46 @@ class Metrics:
         )
         self.ttft = Histogram(
             "lantern_answer_ttft_seconds",
-            "Time from the question to the first token of the answer.",
+            "Time from the question to the first token of the answer, by model version.",
+            ["version"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.answer = Histogram(
-            "lantern_answer_seconds", "Time to a whole answer.", buckets=LATENCY_BUCKETS, registry=r
+            "lantern_answer_seconds",
+            "Time to a whole answer, by model version.",
+            ["version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.tokens = Counter(
             "lantern_answer_tokens_total", "Answer tokens sent (approximate).", registry=r
         )
         self.answers = Counter(
-            "lantern_answers_total", "Answers by outcome.", ["outcome"], registry=r
+            "lantern_answers_total",
+            "Answers by outcome (answered, abstained, incomplete) and model version.",
+            ["outcome", "version"],
+            registry=r,
+        )
+        self.abstentions = Counter(
+            "lantern_answer_abstentions_total",
+            "Answers that said the knowledge base does not hold the answer, by model version.",
+            ["version"],
+            registry=r,
+        )
+        self.answer_errors = Counter(
+            "lantern_answer_errors_total",
+            "Answers that ended on a model error or timeout, or failed before any text, "
+            "by model version and kind (error, timeout, or the exception's name).",
+            ["version", "kind"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "lantern_feedback_total",
+            "Thumbs on answers, by the model version that wrote the answer and rating "
+            "(up, down); a changed vote counts again.",
+            ["version", "rating"],
+            registry=r,
         )
         self.retrieval = Histogram(
             "lantern_retrieval_seconds",
@@ -65,15 +95,37 @@ class Metrics:
         )
         r.register(_QueueDepth(queue_depth))
 
-    def observe_answer(self, timings: Mapping[str, float], *, outcome: str, tokens: int) -> None:
+    def observe_answer(
+        self,
+        timings: Mapping[str, float],
+        *,
+        outcome: str,
+        tokens: int,
+        version: str = "base",
+        finish_reason: str = "stop",
+    ) -> None:
+        """One finished answer by ``version`` (a version's name, or ``base``)."""
         if "ttft_s" in timings:
-            self.ttft.observe(timings["ttft_s"])
+            self.ttft.labels(version).observe(timings["ttft_s"])
         if "total_s" in timings:
-            self.answer.observe(timings["total_s"])
+            self.answer.labels(version).observe(timings["total_s"])
         if "retrieve_s" in timings:
             self.retrieval.observe(timings["retrieve_s"])
         self.tokens.inc(tokens)
-        self.answers.labels(outcome).inc()
+        self.answers.labels(outcome, version).inc()
+        if outcome == "abstained":
+            self.abstentions.labels(version).inc()
+        if finish_reason in ("error", "timeout"):
+            self.answer_errors.labels(version, finish_reason).inc()
+
+    def observe_answer_failure(self, *, version: str, kind: str) -> None:
+        """An answer by ``version`` that failed before it had any text (``kind``: the
+        exception's name)."""
+        self.answer_errors.labels(version, kind).inc()
+
+    def observe_feedback(self, *, version: str, rating: int) -> None:
+        """A thumb (+1 up, -1 down) on an answer written by ``version``."""
+        self.feedback.labels(version, "up" if rating > 0 else "down").inc()
 
     def observe_job(self, timings: Mapping[str, float], *, ok: bool) -> None:
         self.jobs.labels("succeeded" if ok else "failed").inc()

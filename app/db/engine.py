@@ -53,11 +53,21 @@ def _refuse_unstorable_text(
     writes and look-ups alike, so SQLite answers exactly as PostgreSQL does and every
     entry point (API, UI, CLI, workers) gets the same ``UnstorableText``."""
     names = getattr(getattr(context, "compiled", None), "positiontup", None) or ()
-    for row in parameters if executemany else [parameters]:
+    # A batched multi-row INSERT ("insertmanyvalues") comes as executemany with one flat
+    # row of every row's values, not as a list of rows.
+    many = (
+        executemany
+        and isinstance(parameters, tuple | list)
+        and bool(parameters)
+        and isinstance(parameters[0], Mapping | tuple | list)
+    )
+    for row in parameters if many else [parameters]:
         items = row.items() if isinstance(row, Mapping) else enumerate(row or ())
         for key, value in items:
             if isinstance(value, str) and (reason := storable.problem(value)):
-                if isinstance(key, int):
+                if isinstance(key, int) and executemany and not many and names:
+                    key = names[key % len(names)]  # a batch repeats one row's parameters
+                elif isinstance(key, int):
                     key = names[key] if key < len(names) else "text"
                 raise UnstorableText(f"{_field(str(key))}: {reason}")
 

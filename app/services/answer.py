@@ -7,6 +7,10 @@ the evidence (abstain when it is weak) -> pack the best chunks into the context
 budget -> prompt with numbered sources -> generate (streamed) -> verify every [n]
 against its source -> record the answer, citations and provenance. The question's
 language is detected once, at the start, and every step that needs it is told.
+
+The model is the caller's choice (``ModelChoice``: a fine-tuned version picked by the
+model router, or the base model) or, by default, the configured one; the provenance
+names the version (``model_version``, None for the base model).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from app.db.repositories.chunks import ChunkRepository
 from app.services.answering.condense import is_follow_up, standalone_query
 from app.services.answering.sources import pack_sources
 from app.services.answering.turn import Turn
+from app.services.model_router import ModelChoice
 from app.services.search import SearchService
 from llm.base import ChatMessage, ChatModel, ChatRequest, GenerationParams, Source
 from llm.citations import Citation, VerifiedAnswer, verify
+from llm.errors import LLMError
 from llm.history import prune_history
 from llm.language import detect_language
 from llm.prompts import PROMPT_VERSION, build_answer_messages, is_not_found, not_found_text
@@ -106,13 +112,17 @@ class AnswerService:
         *,
         options: AnswerOptions | None = None,
         on_answer: Callable[[Answer], None] | None = None,
+        on_error: Callable[[str | None, LLMError], None] | None = None,
     ) -> None:
-        """``on_answer`` is called with every finished answer (for metrics)."""
+        """``on_answer`` is called with every finished answer, ``on_error`` with the
+        version (None: the base model) and the error of every answer the model failed
+        before it wrote anything (for metrics and the candidates' error rates)."""
         self.chunks = ChunkRepository(sessions)
         self.search = search
         self._chat_model = chat_model
         self.options = options or AnswerOptions()
         self.on_answer = on_answer
+        self.on_error = on_error
 
     def ask(
         self,
@@ -120,8 +130,10 @@ class AnswerService:
         *,
         collection_ids: Collection[str] | None = None,
         history: Sequence[ChatMessage] = (),
+        model: ModelChoice | None = None,
     ) -> Answer:
-        for event in self.stream(question, collection_ids=collection_ids, history=history):
+        events = self.stream(question, collection_ids=collection_ids, history=history, model=model)
+        for event in events:
             if event.answer is not None:
                 return event.answer
         raise AssertionError("the answer stream ended without an answer")
@@ -132,7 +144,9 @@ class AnswerService:
         *,
         collection_ids: Collection[str] | None = None,
         history: Sequence[ChatMessage] = (),
+        model: ModelChoice | None = None,
     ) -> Iterator[AnswerEvent]:
+        """Deltas, then the Answer. ``model``: who answers (None: the configured model)."""
         # Not stored, but the tokenizer and the model cannot take a lone surrogate
         # either: the same refusal as for stored text.
         storable.check(question=question, history=[m.content for m in history])
@@ -143,16 +157,22 @@ class AnswerService:
             history=tuple(prune_history(list(history), max_tokens=self.options.history_tokens)),
             started=started,
         )
-        model = self._chat_model()
-        turn = self.condense(turn, model=model)
-        turn = self.retrieve(turn, collection_ids=collection_ids)
-        if self.has_evidence(turn):
-            turn = self.pack(turn)
-            turn = yield from self.generate(turn, model=model, request=self.prompt(turn))
-        else:
-            turn = self.not_found(turn)
-            yield AnswerEvent(delta=turn.reply.text)
-        yield AnswerEvent(answer=self.record(turn, model=model))
+        choice = model or ModelChoice(None, self._chat_model())
+        try:
+            turn = self.condense(turn, model=choice.model)
+            turn = self.retrieve(turn, collection_ids=collection_ids)
+            if self.has_evidence(turn):
+                turn = self.pack(turn)
+                request = self.prompt(turn)
+                turn = yield from self.generate(turn, model=choice.model, request=request)
+            else:
+                turn = self.not_found(turn)
+                yield AnswerEvent(delta=turn.reply.text)
+        except LLMError as e:
+            if self.on_error is not None:
+                self.on_error(choice.version, e)
+            raise
+        yield AnswerEvent(answer=self.record(turn, model=choice))
 
     # -- the steps, in order ---------------------------------------------------------
 
@@ -237,7 +257,7 @@ class AnswerService:
         """Every [n] of ``raw`` checked against source n; markers to no source dropped."""
         return replace(turn, reply=verify(raw, turn.sources), abstained=is_not_found(raw))
 
-    def record(self, turn: Turn, *, model: ChatModel) -> Answer:
+    def record(self, turn: Turn, *, model: ModelChoice) -> Answer:
         """The answer with its provenance and timings, also handed to ``on_answer``."""
         timings = turn.timed("total_s", turn.started)
         answer = Answer(
@@ -257,11 +277,13 @@ class AnswerService:
             self.on_answer(answer)
         return answer
 
-    def provenance(self, turn: Turn, *, model: ChatModel) -> dict[str, Any]:
-        """What the answer can be traced by: the chunks (ids, hashes), model, prompt."""
+    def provenance(self, turn: Turn, *, model: ModelChoice) -> dict[str, Any]:
+        """What the answer can be traced by: the chunks (ids, hashes), the model and its
+        version (None: the base model), the prompt."""
         hashes = self.chunks.content_hashes([h.chunk_id for h in turn.hits])
         return {
-            "model": getattr(model, "name", type(model).__name__),
+            "model": getattr(model.model, "name", type(model.model).__name__),
+            "model_version": model.version,
             "prompt_version": PROMPT_VERSION,
             "retrieved": [
                 {"chunk_id": h.chunk_id, "content_hash": hashes.get(h.chunk_id), "score": h.score}

@@ -11,12 +11,16 @@ Every question is audited when its outcome is known: ``ok`` once answered,
 ``denied`` when refused (empty, too long, over the rate limit, an unreadable chat
 or collection), ``failed`` when the answer broke, ``cancelled`` when the caller
 left mid-stream. The record holds the question's length, never its text.
+
+Which model answers is the model router's choice for the asker (a fine-tuned
+version only if they may read every collection it was trained on); the audit
+record, the stored answer and the feedback on it name that version.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -35,6 +39,7 @@ from app.services.audit import AuditDraft, AuditLog
 from app.services.auth import Principal
 from app.services.collections import CollectionService
 from app.services.intake import MAX_COMMENT_CHARS, QUESTION_COST, question_text
+from app.services.model_router import ModelChoice, ModelRouter
 from app.services.ratelimit import RateLimiter
 from llm.base import ChatMessage as Turn
 
@@ -67,13 +72,20 @@ class ChatService:
         audit: AuditLog,
         collections: CollectionService,
         limiter: RateLimiter | None = None,
+        router: ModelRouter | None = None,
+        on_feedback: Callable[[str | None, int], None] | None = None,
     ) -> None:
+        """``router`` picks the model version for each asker (None: always the configured
+        model); ``on_feedback`` is called with the answer's version (None: the base
+        model) and the rating of every vote (for metrics)."""
         self.sessions = sessions
         self.access = access
         self.answers = answers
         self.audit = audit
         self.collections = collections
         self.limiter = limiter
+        self.router = router
+        self.on_feedback = on_feedback
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -175,9 +187,13 @@ class ChatService:
             if not chat.collection_ids:
                 scope = sorted(readable)
             history = [Turn(m.role, m.content) for m in self._messages(session_id)]  # type: ignore[arg-type]
+            choice = self._choose(q, who, readable)
             asked = self._append(session_id, "user", question, title_from=question)
             answer: Answer | None = None
-            for event in self.answers.stream(question, collection_ids=scope, history=history):
+            events = self.answers.stream(
+                question, collection_ids=scope, history=history, model=choice
+            )
+            for event in events:
                 if event.answer is not None:
                     answer = event.answer
                 elif event.delta:
@@ -207,8 +223,13 @@ class ChatService:
         ``lantern`` for every readable one, ``lantern:<name>`` for one."""
         with self._question(actor, question, api=api, stream=stream, on=("model", model)) as q:
             question = self._intake(actor, question)
-            scope = self.model_scope(actor, model)
-            for event in self.answers.stream(question, collection_ids=scope, history=history):
+            readable = self._readable(actor)
+            scope = self._scope(readable, model)
+            choice = self._choose(q, actor.principal, readable)
+            events = self.answers.stream(
+                question, collection_ids=scope, history=history, model=choice
+            )
+            for event in events:
                 if event.answer is not None:
                     _record_outcome(q, event.answer)
                 yield event
@@ -222,7 +243,9 @@ class ChatService:
 
     def model_scope(self, actor: Actor, model: str) -> list[str]:
         """The collection ids an OpenAI model name stands for, for this caller."""
-        readable = self._readable(actor)
+        return self._scope(self._readable(actor), model)
+
+    def _scope(self, readable: set[str], model: str) -> list[str]:
         if model == ALL_COLLECTIONS_MODEL:
             return sorted(readable)
         if model.startswith(MODEL_PREFIX):
@@ -231,6 +254,17 @@ class ChatService:
                 if col.name == name:
                     return [col.id]
         raise NotFound(f"no model {model!r}; GET /v1/models lists yours")
+
+    def _choose(
+        self, q: AuditDraft, who: Principal | None, readable: set[str]
+    ) -> ModelChoice | None:
+        """The router's model for this asker (None: the configured model), named in the
+        question's audit record even if the answer then fails."""
+        if self.router is None:
+            return None
+        choice = self.router.choose(who, readable)
+        q.details["model_version"] = choice.version
+        return choice
 
     def _readable(self, actor: Actor) -> set[str]:
         if actor.principal is None:  # the command line reads everything
@@ -305,10 +339,19 @@ class ChatService:
             target_type="message",
             target_id=message_id,
             details={"rating": rating},
-        ):
-            return self._feedback(actor.require(), message_id, rating=rating, comment=comment)
+        ) as draft:
+            row, version = self._feedback(
+                actor.require(), message_id, rating=rating, comment=comment
+            )
+            draft.details["model_version"] = version
+        if self.on_feedback is not None:
+            self.on_feedback(version, rating)
+        return row
 
-    def _feedback(self, who: Principal, message_id: str, *, rating: int, comment: str) -> Feedback:
+    def _feedback(
+        self, who: Principal, message_id: str, *, rating: int, comment: str
+    ) -> tuple[Feedback, str | None]:
+        """The stored vote, and the model version that wrote the answer."""
         if rating not in (1, -1):
             raise InvalidInput("rating must be 1 (up) or -1 (down)")
         with self.sessions.begin() as s:
@@ -328,13 +371,22 @@ class ChatService:
                 s.add(row)
             row.rating = rating
             row.comment = comment.strip()[:MAX_COMMENT_CHARS]
-        return row
+            version = answer_version(msg.meta)
+        return row, version
+
+
+def answer_version(meta: dict[str, Any] | None) -> str | None:
+    """The model version a stored answer names in its provenance (None: the base model)."""
+    provenance = (meta or {}).get("provenance")
+    version = provenance.get("model_version") if isinstance(provenance, dict) else None
+    return version if isinstance(version, str) else None
 
 
 def _record_outcome(q: AuditDraft, answer: Answer) -> None:
     q.details.update(
         abstained=answer.abstained,
         finish_reason=answer.finish_reason,
+        model_version=answer.provenance.get("model_version"),
         provenance=dict(answer.provenance),
     )
     if answer.incomplete:

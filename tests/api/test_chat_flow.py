@@ -179,8 +179,8 @@ def test_metrics_count_requests_answers_and_ingestion_without_user_text(
     text = admin.get("/metrics").text
     route = 'route="/api/v1/chats/{chat_id}/messages"'
     assert f'lantern_http_request_seconds_count{{method="POST",{route},status="200"}} 1.0' in text
-    assert 'lantern_answers_total{outcome="answered"} 1.0' in text
-    assert "lantern_answer_ttft_seconds_count 1.0" in text
+    assert 'lantern_answers_total{outcome="answered",version="base"} 1.0' in text
+    assert 'lantern_answer_ttft_seconds_count{version="base"} 1.0' in text
     assert 'lantern_ingestion_jobs_total{outcome="succeeded"} 1.0' in text
     assert 'lantern_ingestion_stage_seconds_count{stage="embed"} 1.0' in text
     assert 'lantern_ingestion_queue_depth{status="queued"} 0.0' in text

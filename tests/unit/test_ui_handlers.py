@@ -177,7 +177,7 @@ def test_feedback_goes_on_answers_only(
     assert saved.startswith("Thanks")
     assert comment == ""
     (event,) = container.audit.query(AuditQuery(action="feedback"))
-    assert (event.target_id, event.details) == (ids[1], {"rating": -1})
+    assert (event.target_id, event.details) == (ids[1], {"rating": -1, "model_version": None})
     # A thumbs-down that carries the right answer is told it will train the model.
     saved, _ = chat.like(ids, "Correction: 25 days a year [1].", answer, admin_request)
     assert "correction was saved for training" in saved

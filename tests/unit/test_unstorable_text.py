@@ -117,3 +117,17 @@ def test_cli_ingest_skips_a_file_whose_name_is_not_utf8(
     r = CliRunner().invoke(cli_app, ["search", "r\udce9sum\udce9"])
     assert r.exit_code != 0
     assert isinstance(r.exception, UnstorableText)
+
+
+def test_rows_inserted_in_one_batch_are_checked_too(container: Any) -> None:
+    """Several rows of one table in one flush go to the driver as one multi-row INSERT."""
+    from app.db.chat import ChatSession
+
+    c = container
+    user = c.auth.create_user("ada@example.com")
+    with c.sessions.begin() as s:
+        s.add_all([ChatSession(user_id=user.id, title="one"), ChatSession(user_id=user.id)])
+    with pytest.raises(UnstorableText, match="title"), c.sessions.begin() as s:
+        s.add_all(
+            [ChatSession(user_id=user.id, title="ok"), ChatSession(user_id=user.id, title=NUL)]
+        )
