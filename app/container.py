@@ -33,6 +33,7 @@ from app.services.identity import IdentityService
 from app.services.ingestion_queue import IngestionQueue
 from app.services.jobstore import SqlJobStore
 from app.services.library import LibraryService
+from app.services.model_registry import Deployer, ModelRegistryService
 from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
 from app.services.status import StatusService
@@ -354,6 +355,17 @@ class Container:
             configured_model=self.settings.embedding.model,
         )
 
+    @cached_property
+    def model_registry(self) -> ModelRegistryService:
+        return ModelRegistryService(self.sessions, self.audit, lambda: self.model_deployer)
+
+    @cached_property
+    def model_deployer(self) -> Deployer:
+        """How a model version reaches the configured chat backend (vLLM: its adapter)."""
+        from app.services.model_deploy import deployer_for
+
+        return deployer_for(self.settings)
+
     # -- workers -------------------------------------------------------------------
 
     @cached_property
@@ -385,6 +397,10 @@ class Container:
         for name in ("vectors", "lexical"):
             if self._built(name):
                 self.__dict__[name].close()
+        if self._built("model_deployer"):
+            close = getattr(self.model_deployer, "close", None)
+            if callable(close):
+                close()
         if self._built("chat_model"):
             # Frees an in-process llama.cpp model after its generation in flight ends.
             close = getattr(self.chat_model, "close", None)
