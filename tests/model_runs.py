@@ -1,5 +1,6 @@
 """Training run folders as ``lantern finetune train`` / ``export`` / ``eval`` leave them
-(the file formats of the model-lifecycle brief), written by hand for registry tests."""
+(the file formats of the model-lifecycle brief), written by hand, and a recording
+deployer: the registry tests' fixtures."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from app.services.model_registry import ServedVersion
 
 
 def make_run(
@@ -87,3 +90,19 @@ def write_export(run: Path, quants: tuple[str, ...]) -> None:
             "bytes": len(data),
         }
     (run / "export.json").write_text(json.dumps({"files": files}))
+
+
+class RecordingDeployer:
+    """A deployer that records what it was asked (and fails with ``fail`` when set)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail: Exception | None = None
+
+    def deploy(self, version: ServedVersion) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append(("deploy", version.name))
+
+    def undeploy(self, version: ServedVersion) -> None:
+        self.calls.append(("undeploy", version.name))

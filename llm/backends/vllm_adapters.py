@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 ENABLE_HINT = (
     "start vLLM with --enable-lora and the environment variable "
-    "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True (docker/compose.yaml does)"
+    "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True"
 )
 
 

@@ -19,23 +19,9 @@ from app.services.model_deploy import GGUFDeployer, NoModelDeployer, deployer_fo
 from app.services.model_registry import ModelRegistryService, ServedVersion
 from app.settings import Settings
 from llm.errors import LLMUnavailable
-from tests.model_runs import make_run, write_eval, write_export
+from tests.model_runs import RecordingDeployer, make_run, write_eval, write_export
 
 CLI = Actor.cli()
-
-
-class RecordingDeployer:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.fail: Exception | None = None
-
-    def deploy(self, version: ServedVersion) -> None:
-        if self.fail is not None:
-            raise self.fail
-        self.calls.append(("deploy", version.name))
-
-    def undeploy(self, version: ServedVersion) -> None:
-        self.calls.append(("undeploy", version.name))
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Admin endpoints of the model registry: versions, promotion, A/B share, rollback.
 
 Registering a training run reads files on the server, so it is done at the server's
-command line (`lantern models register RUN`), not over HTTP.
+command line (`lantern models register RUN`), not over HTTP. There is no
+``GET /admin/models/{name}``: it would claim ``/admin/models/rollback`` for GET too.
 """
 
 from __future__ import annotations
@@ -42,12 +43,6 @@ def rollback(who: CurrentActor, c: ContainerDep) -> RollbackOut:
         active=ModelVersionOut.model_validate(active) if active is not None else None,
         retired=ModelVersionOut.model_validate(done.retired),
     )
-
-
-@router.get("/{name}", response_model=ModelVersionOut)
-def get_version(name: str, who: CurrentActor, c: ContainerDep) -> ModelVersionOut:
-    """One model version."""
-    return ModelVersionOut.model_validate(c.model_registry.get(who, name))
 
 
 @router.post("/{name}/promote", response_model=ModelVersionOut, responses=DEPLOYS)
