@@ -36,7 +36,8 @@ from app.services.jobstore import SqlJobStore
 from app.services.library import LibraryService
 from app.services.model_compare import ModelCompareService
 from app.services.model_eval import ModelEvaluator
-from app.services.model_router import ModelRouter, ServedVersion, version_label
+from app.services.model_registry import Deployer, ModelRegistryService, ServedVersion
+from app.services.model_router import ModelRouter, version_label
 from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
 from app.services.status import StatusService
@@ -226,13 +227,10 @@ class Container:
     def model_router(self) -> ModelRouter:
         m = self.settings.models
         return ModelRouter(
-            # TODO(registry): versions=self.model_registry.serving and
-            # rollback_candidate=self.model_registry.rollback_candidate once the
-            # registry lands; until then only the base model answers.
-            versions=lambda: [],
+            versions=self.model_registry.serving,
             base_model=lambda: self.chat_model,
             make_model=self.version_model,
-            rollback_candidate=None,
+            rollback_candidate=self.model_registry.rollback_candidate,
             rollback_error_rate=m.rollback_error_rate,
             rollback_min_answers=m.rollback_min_answers,
         )
@@ -441,6 +439,17 @@ class Container:
             configured_model=self.settings.embedding.model,
         )
 
+    @cached_property
+    def model_registry(self) -> ModelRegistryService:
+        return ModelRegistryService(self.sessions, self.audit, lambda: self.model_deployer)
+
+    @cached_property
+    def model_deployer(self) -> Deployer:
+        """How a model version reaches the configured chat backend (vLLM: its adapter)."""
+        from app.services.model_deploy import deployer_for
+
+        return deployer_for(self.settings)
+
     # -- workers -------------------------------------------------------------------
 
     @cached_property
@@ -474,6 +483,10 @@ class Container:
                 self.__dict__[name].close()
         if self._built("model_router"):
             self.model_router.close()  # the versions' models; the base is closed below
+        if self._built("model_deployer"):
+            close = getattr(self.model_deployer, "close", None)
+            if callable(close):
+                close()
         if self._built("chat_model"):
             # Frees an in-process llama.cpp model after its generation in flight ends.
             close = getattr(self.chat_model, "close", None)

@@ -54,6 +54,10 @@ class PayloadTooLarge(LanternError):
     pass
 
 
+class DeployFailed(LanternError):
+    """A model server would not take a model version (vLLM down, or refusing the adapter)."""
+
+
 #: Exception type -> (HTTP status, error code).
 STATUS: dict[type[Exception], tuple[int, str]] = {
     # Before InvalidInput: the first match wins. 422, like any other malformed field.
@@ -65,6 +69,7 @@ STATUS: dict[type[Exception], tuple[int, str]] = {
     Conflict: (409, "conflict"),
     PayloadTooLarge: (413, "payload_too_large"),
     TooManyRequests: (429, "rate_limited"),
+    DeployFailed: (502, "deploy_failed"),
 }
 
 

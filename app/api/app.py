@@ -16,7 +16,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.deps import storable_params
-from app.api.routes import admin, auth, chat, collections, health, openai_compat, search
+from app.api.routes import (
+    admin,
+    auth,
+    chat,
+    collections,
+    health,
+    models,
+    openai_compat,
+    search,
+)
 from app.api.schemas import COMMON_ERRORS
 from app.api.security import SameOriginWrites, SecurityHeaders, send_error
 from app.container import Container
@@ -82,6 +91,7 @@ def create_app(
         chat.router,
         search.router,
         admin.router,
+        models.router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=COMMON_ERRORS)
     app.include_router(health.router)

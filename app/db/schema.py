@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.db import audit, chat, identity, models
+from app.db import audit, chat, identity, model_versions, models
 
 metadata = models.Base.metadata
 
-__all__ = ["audit", "chat", "identity", "metadata", "models"]
+__all__ = ["audit", "chat", "identity", "metadata", "model_versions", "models"]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.services.auth import Principal
+from app.services.model_registry import ServedVersion
 from llm.base import ChatModel
 from llm.errors import LLMError
 
@@ -39,21 +40,6 @@ CANDIDATE = "candidate"
 BASE = "base"
 #: The bucket key of an actor without a user (the command line, Lantern itself).
 NO_USER = "cli"
-
-
-# TODO(merge): the registry helper's ``app.services.model_registry`` defines the same
-# dataclass; import it from there once it lands.
-@dataclass(frozen=True)
-class ServedVersion:
-    """A model version that may answer: active, or a candidate with a share of users."""
-
-    name: str
-    status: str  # "active" | "candidate"
-    collection_ids: tuple[str, ...]
-    traffic_share: float
-    adapter_path: str
-    gguf_path: str | None
-    base_model: str
 
 
 @dataclass(frozen=True)
@@ -88,7 +74,7 @@ class ModelRouter:
         base_model: Callable[[], ChatModel],
         make_model: Callable[[ServedVersion], ChatModel],
         *,
-        rollback_candidate: Callable[[str, str], None] | None = None,
+        rollback_candidate: Callable[[str, str], object] | None = None,
         rollback_error_rate: float = 0.2,
         rollback_min_answers: int = 20,
     ) -> None:
