@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -261,10 +262,11 @@ class Container:
         )
 
     def answers_with(self, model: ChatModel) -> AnswerService:
-        """The answer service as configured, around another model (evaluations)."""
-        return AnswerService(
-            self.sessions, self.search, lambda: model, options=self.answers.options
-        )
+        """The answer service as configured around another model, decoding greedily with
+        the configured seed (evaluations repeat exactly)."""
+        o = self.answers.options
+        greedy = replace(o, params=replace(o.params, temperature=0.0, seed=self.settings.llm.seed))
+        return AnswerService(self.sessions, self.search, lambda: model, options=greedy)
 
     @cached_property
     def model_eval(self) -> ModelEvaluator:

@@ -15,6 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from app.cli.common import console, err_console, open_container
+from app.container import Container
 from app.errors import LanternError
 from app.services.actor import Actor
 
@@ -102,3 +103,122 @@ def dataset(
         console.print(
             "left out: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items())
         )
+
+
+@finetune_app.command("eval")
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A training run folder (lantern finetune train).")],
+    gold: Annotated[
+        list[Path],
+        typer.Option(
+            "--gold",
+            help="Gold QA file (JSONL, as `lantern eval qa`); repeatable. "
+            "Default: the bundled samples' sets, when the sample documents are loaded.",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="Dataset whose validation split to use (default: the run's)."),
+    ] = None,
+    quant: Annotated[
+        str, typer.Option(help="GGUF quantisation both models run at on llama.cpp.")
+    ] = "f16",
+    tolerance: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest drop on a gold metric that still passes "
+            "(default LANTERN_FINETUNE__GATE_TOLERANCE)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the gate report as JSON.")] = False,
+) -> None:
+    """Base vs candidate through the real answer pipeline, on the gold sets and the
+    dataset's validation split; the gate's verdict and reasons go to RUN/eval.json."""
+    from app.services.eval_models import evaluation_models
+
+    errors: tuple[type[Exception], ...] = (LanternError, *_lifecycle_errors())
+    with (
+        open_container() as c,
+        Progress(console=err_console, transient=True, disable=as_json) as bar,
+    ):
+        task = bar.add_task("evaluating", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        def say(message: str) -> None:
+            if not as_json:
+                err_console.print(message)
+
+        sets = _gold_sets(c, gold)
+        data = dataset or _run_dataset(run)
+        default_tolerance = c.settings.finetune.gate_tolerance
+        try:
+            with evaluation_models(
+                c.settings, run, served=lambda: c.chat_model, quant=quant, say=say
+            ) as (base, candidate):
+                report = c.model_eval.gate(
+                    CLI,
+                    run,
+                    base=base,
+                    candidate=candidate,
+                    gold=sets,
+                    dataset=data,
+                    tolerance=default_tolerance if tolerance is None else tolerance,
+                    progress=progress,
+                )
+        except errors as e:
+            err_console.print(f"[red]{e}[/]")
+            raise typer.Exit(1) from e
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+        return
+    table = Table("set", "metric", "base", "candidate")
+    for name in report.candidate:
+        for metric, value in report.candidate[name].items():
+            table.add_row(name, metric, str(report.base.get(name, {}).get(metric, "-")), str(value))
+    console.print(table)
+    verdict = "[green]PASSED[/]" if report.passed else "[red]FAILED[/]"
+    console.print(f"gate {verdict}:")
+    for reason in report.reasons:
+        console.print(f"  - {reason}")
+
+
+def _gold_sets(c: Container, given: list[Path]) -> dict[str, Path]:
+    """The gold QA files by name: those given, else the samples' when their documents are in."""
+    if given:
+        missing = [p for p in given if not p.is_file()]
+        if missing:
+            err_console.print(f"[red]no gold file {missing[0]}[/]")
+            raise typer.Exit(2)
+        return {p.stem: p for p in given}
+    from app.samples import gold_sets, sample_files
+
+    names = {p.name for p in sample_files()}
+    loaded = {d.name for d in c.documents.list_documents()}
+    if not names & loaded:
+        err_console.print(
+            "no --gold given and the sample documents are not loaded: only the validation "
+            "split is evaluated"
+        )
+        return {}
+    return gold_sets()
+
+
+def _run_dataset(run: Path) -> Path | None:
+    try:
+        record = json.loads((run / "run.json").read_text("utf-8"))
+        path = Path(record["dataset"]["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path if (path / "manifest.json").is_file() else None
+
+
+def _lifecycle_errors() -> tuple[type[Exception], ...]:
+    """The fine-tuning libraries' own errors, shown as one line like Lantern's."""
+    from llm.finetune.export import ExportError
+
+    from llm.errors import LLMError
+    from llm.finetune.dataset import DatasetError
+
+    return (LLMError, DatasetError, ExportError)

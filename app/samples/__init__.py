@@ -13,3 +13,8 @@ def sample_files() -> list[Path]:
     return sorted(
         p for p in HERE.iterdir() if p.suffix in SAMPLE_SUFFIXES and p.name != "README.md"
     )
+
+
+def gold_sets() -> dict[str, Path]:
+    """The gold QA sets about the sample documents, by name (``lantern eval qa`` format)."""
+    return {p.stem: p for p in sorted(HERE.glob("gold_qa*.jsonl"))}
