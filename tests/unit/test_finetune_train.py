@@ -238,7 +238,13 @@ def test_cuda_gets_qlora_and_the_cpu_plain_lora(tmp_path: Path) -> None:
     assert cpu["use_cpu"] is True
     assert cpu["bf16"] is False
     assert "gradient_checkpointing" not in cpu
-    for kwargs in (cuda, cpu):
+    # A GGUF base loads de-quantised and cannot be 4-bit again: plain LoRA in bf16 on CUDA.
+    assert method_for("cuda", gguf=True) == "lora"
+    assert quantization_kwargs("cuda", gguf=True) is None
+    gguf = training_arguments_kwargs(hp, "cuda", tmp_path, gguf=True)
+    assert (gguf["bf16"], gguf["optim"]) == (True, "adamw_torch")
+    assert "use_cpu" not in gguf
+    for kwargs in (cuda, cpu, gguf):
         assert (kwargs["seed"], kwargs["data_seed"]) == (42, 42)
         assert kwargs["output_dir"] == str(tmp_path)
 
