@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm.base import ChatMessage, Source
+from llm.finetune.errors import FinetuneError
 from llm.language import Language
 from llm.sentences import sentence_spans
 
@@ -40,7 +41,7 @@ SOURCES: tuple[ExampleSource, ...] = ("feedback", "correction", "grounded", "ref
 MANIFEST = "manifest.json"
 
 
-class DatasetError(ValueError):
+class DatasetError(FinetuneError):
     """A dataset folder that is missing, incomplete or not in Lantern's format."""
 
 
@@ -268,7 +269,7 @@ def load_manifest(path: Path) -> dict[str, Any]:
         manifest = json.loads(file.read_text("utf-8"))
     except FileNotFoundError as e:
         raise DatasetError(
-            f"{path} is not a Lantern dataset (no {MANIFEST}); "
+            f"{path} is not a dataset folder (no {MANIFEST}); "
             "make one with `lantern finetune dataset --out DIR`"
         ) from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
