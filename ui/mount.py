@@ -57,7 +57,7 @@ def mount_ui(app: FastAPI, get_container: Callable[[], Any]) -> FastAPI:
 
 def handlers(get_container: Callable[[], Any]) -> tuple[ChatUI, AdminUI]:
     """The UI's handler classes on the running container's services."""
-    from ui.web import AdminUI, ChatUI, StatusUI
+    from ui.web import AdminUI, ChatUI, ModelsUI, StatusUI
 
     def service(name: str) -> Any:
         return _Lazy(lambda: getattr(get_container(), name))
@@ -70,6 +70,12 @@ def handlers(get_container: Callable[[], Any]) -> tuple[ChatUI, AdminUI]:
         identity=identity,
         library=library,
         status=StatusUI(identity=identity, status=service("status")),
+        models=ModelsUI(
+            identity=identity,
+            registry=service("model_registry"),
+            compare=service("model_compare"),
+            library=library,
+        ),
     )
     return chat, admin
 

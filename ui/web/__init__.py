@@ -1,6 +1,6 @@
 """The Gradio app: employee chat and the admin console, on the same services as the API.
 
-``ChatUI``, ``AdminUI`` and ``StatusUI`` hold the handlers (callable without a
+``ChatUI``, ``AdminUI``, ``StatusUI`` and ``ModelsUI`` hold the handlers (callable without a
 browser); ``build_ui`` lays out the Blocks and wires them.
 """
 
@@ -12,9 +12,10 @@ from pathlib import Path
 from ui.web.admin import AdminUI
 from ui.web.chat import ChatUI
 from ui.web.layout import build_ui
+from ui.web.models import ModelsUI
 from ui.web.status import StatusUI
 
-__all__ = ["AdminUI", "ChatUI", "StatusUI", "build_ui", "css"]
+__all__ = ["AdminUI", "ChatUI", "ModelsUI", "StatusUI", "build_ui", "css"]
 
 
 @cache

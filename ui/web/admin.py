@@ -1,4 +1,5 @@
-"""The admin console: collections and access, documents, users, groups, API keys, audit."""
+"""The admin console: collections and access, documents, users, groups, API keys, audit,
+model versions (``ModelsUI``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.services.audit import AuditQuery
 from app.services.identity import IdentityService
 from app.services.library import LibraryService, Upload
 from ui.web.base import Handlers, refused
+from ui.web.models import ModelsUI
 from ui.web.status import StatusUI
 
 
@@ -30,10 +32,12 @@ class AdminUI(Handlers):
         identity: IdentityService,
         library: LibraryService,
         status: StatusUI,
+        models: ModelsUI,
     ) -> None:
         super().__init__(identity)
         self.library = library
         self.status = status
+        self.models = models
 
     # -- choices -------------------------------------------------------------------
 

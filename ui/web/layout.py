@@ -9,6 +9,7 @@ import gradio as gr
 from app.db.identity import Role
 from ui.web.admin import AdminUI
 from ui.web.chat import ChatUI
+from ui.web.models import HEADERS, ModelsUI
 
 
 def build_ui(chat: ChatUI, admin: AdminUI) -> gr.Blocks:
@@ -59,11 +60,11 @@ def build_ui(chat: ChatUI, admin: AdminUI) -> gr.Blocks:
                 with gr.Column(scale=2, min_width=260):
                     sources = gr.HTML(elem_id="citations")
             with gr.Tab("Admin", id="admin", visible=False, elem_id="admin-tab") as admin_tab:
-                admin_outputs = _admin_console(admin)
+                admin_outputs, models_outputs = _admin_console(admin)
 
         ui.load(chat.load, None, [header, collections, sessions, admin_tab]).then(
             admin.fill, None, admin_outputs
-        )
+        ).then(admin.models.fill, None, models_outputs)
         sessions.input(
             chat.open_chat,
             [sessions],
@@ -84,8 +85,9 @@ def build_ui(chat: ChatUI, admin: AdminUI) -> gr.Blocks:
     return cast(gr.Blocks, ui)
 
 
-def _admin_console(admin: AdminUI) -> list[Any]:
-    """The admin tab's components, wired; returns what ``admin.fill`` fills on load."""
+def _admin_console(admin: AdminUI) -> tuple[list[Any], list[Any]]:
+    """The admin tab's components, wired; returns what ``admin.fill`` and
+    ``admin.models.fill`` fill on load."""
     with gr.Accordion("System status", open=True):
         status = gr.Markdown(elem_id="system-status")
         gr.Button("Refresh status", size="sm").click(admin.status.system_status, None, status)
@@ -135,6 +137,8 @@ def _admin_console(admin: AdminUI) -> list[Any]:
             revoke_id = gr.Textbox(label="Key id to revoke")
             revoke = gr.Button("Revoke key", variant="stop")
         key_out = gr.Markdown()
+    with gr.Accordion("Model versions", open=False, elem_id="model-versions"):
+        models_outputs = _models_section(admin.models)
     with gr.Accordion("Audit log", open=False):
         with gr.Row():
             action = gr.Textbox(
@@ -167,4 +171,52 @@ def _admin_console(admin: AdminUI) -> list[Any]:
     create_key.click(admin.create_key, [key_name], [key_out])
     revoke.click(admin.revoke_key, [revoke_id], [key_out])
     show_audit.click(admin.audit_log, [action, outcome], [audit])
-    return [collection, group, member_group, member_user, people, status]
+    return [collection, group, member_group, member_user, people, status], models_outputs
+
+
+def _models_section(models: ModelsUI) -> list[Any]:
+    """The model versions' table, picker and buttons, wired; returns what
+    ``models.fill`` fills (the table and both pickers)."""
+    table = gr.Dataframe(
+        headers=HEADERS,
+        interactive=False,
+        wrap=True,
+        elem_id="model-table",
+        label="Model versions (click a row to pick it)",
+    )
+    with gr.Row():
+        picker = gr.Dropdown(label="Version", elem_id="model-picker", scale=2)
+        refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="model-refresh")
+    with gr.Row():
+        force = gr.Checkbox(
+            label="Force past a failed gate (audited)", value=False, elem_id="model-force"
+        )
+        promote = gr.Button("Promote", variant="primary", elem_id="model-promote")
+        rollback = gr.Button("Roll back", elem_id="model-rollback")
+        retire = gr.Button("Retire", variant="stop", elem_id="model-retire")
+    with gr.Row():
+        share = gr.Number(
+            label="A/B share (fraction of users, 0 to 1; 0 ends the test)",
+            minimum=0,
+            maximum=1,
+            step=0.05,
+            elem_id="model-share",
+        )
+        set_share = gr.Button("Set share", elem_id="model-set-share")
+    message = gr.Markdown(elem_id="model-status")
+    with gr.Row():
+        other = gr.Dropdown(label="Compare the version with", elem_id="model-compare-with")
+        compare = gr.Button("Compare", elem_id="model-compare")
+    comparison = gr.Markdown(elem_id="model-comparison")
+
+    filled = [table, picker, other]
+    changed = [message, *filled]
+    refresh.click(models.refresh, [picker], filled)
+    table.select(models.pick, None, [picker])
+    picker.change(models.share_of, [picker], [share])
+    promote.click(models.promote, [picker, force], [*changed, force])
+    rollback.click(models.rollback, [picker], changed)
+    retire.click(models.retire, [picker], changed)
+    set_share.click(models.set_share, [picker, share], changed)
+    compare.click(models.compare, [picker, other], [comparison])
+    return filled
