@@ -25,16 +25,20 @@ def validation_score(metrics: Mapping[str, float]) -> float:
 @dataclass(frozen=True)
 class GateReport:
     passed: bool
+    #: Every reason, passing ones included, one line each.
     reasons: tuple[str, ...]
     tolerance: float
     #: Metrics by evaluation set (``validation`` and each gold set's name), base and candidate.
     base: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     candidate: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: The reasons that failed the gate (empty when it passed).
+    failures: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "reasons": list(self.reasons),
+            "failures": list(self.failures),
             "tolerance": self.tolerance,
             "base": {k: dict(v) for k, v in self.base.items()},
             "candidate": {k: dict(v) for k, v in self.candidate.items()},
@@ -50,6 +54,7 @@ def decide(
 ) -> GateReport:
     """The verdict and every reason for it, one line a reason, passing ones included."""
     reasons: list[str] = []
+    failures: list[str] = []
     passed = True
     if validation in base and validation in candidate:
         b, c = validation_score(base[validation]), validation_score(candidate[validation])
@@ -57,10 +62,12 @@ def decide(
             reasons.append(f"validation: better than the base ({c:.3f} > {b:.3f})")
         else:
             passed = False
-            reasons.append(f"validation: not better than the base ({c:.3f} <= {b:.3f})")
+            failures.append(f"validation: not better than the base ({c:.3f} <= {b:.3f})")
+            reasons.append(failures[-1])
     else:
         passed = False
-        reasons.append("validation: the dataset has no validation split to compare on")
+        failures.append("validation: the dataset has no validation split to compare on")
+        reasons.append(failures[-1])
     for name in sorted(set(base) & set(candidate) - {validation}):
         fell = False
         for metric in QUALITY:
@@ -69,12 +76,13 @@ def decide(
             b, c = float(base[name][metric]), float(candidate[name][metric])
             if c < b - tolerance:
                 fell = True
-                reasons.append(
+                failures.append(
                     f"{name}: {metric} fell from {b:.3f} to {c:.3f}, more than the "
                     f"tolerance {tolerance:.3f}"
                 )
+                reasons.append(failures[-1])
         if fell:
             passed = False
         else:
             reasons.append(f"{name}: no quality metric fell more than {tolerance:.3f}")
-    return GateReport(passed, tuple(reasons), tolerance, base, candidate)
+    return GateReport(passed, tuple(reasons), tolerance, base, candidate, tuple(failures))

@@ -103,7 +103,10 @@ def test_a_drop_beyond_the_tolerance_on_any_gold_metric_fails_and_says_which() -
         tolerance=0.02,
     )
     assert not report.passed
-    assert "gold: abstention_accuracy fell from 0.500 to 0.400" in " ".join(report.reasons)
+    assert report.failures == (
+        "gold: abstention_accuracy fell from 0.500 to 0.400, more than the tolerance 0.020",
+    )
+    assert report.failures[0] in report.reasons
 
 
 def test_no_better_on_validation_fails() -> None:

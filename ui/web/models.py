@@ -36,9 +36,6 @@ HEADERS = [
 ]
 #: The gate metrics the table shows, where a tuned model should gain most first.
 KEY_METRICS = (("citation_format", "citation format"), ("answer_recall", "answer recall"))
-#: How llm.finetune.gate words a reason that fails the gate (its passing reasons are
-#: listed too, and the first reason of a failed gate may be a passing one).
-FAILING = ("not better", "fell from", "no validation split")
 
 
 def gate_summary(gate: Mapping[str, Any] | None) -> str:
@@ -48,7 +45,8 @@ def gate_summary(gate: Mapping[str, Any] | None) -> str:
     reasons = [str(r) for r in gate.get("reasons") or ()]
     passed = bool(gate.get("passed"))
     if not passed:
-        reasons = [r for r in reasons if any(f in r for f in FAILING)] or reasons
+        # The gate lists its passing reasons too: show what failed it.
+        reasons = [str(r) for r in gate.get("failures") or ()] or reasons
     verdict = "passed" if passed else "failed"
     return f"{verdict}: {reasons[0]}" if reasons else verdict
 
