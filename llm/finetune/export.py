@@ -39,6 +39,7 @@ from llm.finetune.gguf_tensors import (
     ARCHITECTURES,
     GGUFWriteError,
     gguf_name_map,
+    open_gguf,
     source_info,
     to_gguf_layout,
     write_f16_gguf,
@@ -170,9 +171,10 @@ def adapter_sha256(adapter_dir: Path) -> str:
 def write_merged_gguf(source: Path, adapter_dir: Path, dest: Path) -> None:
     """``dest``: the GGUF ``source`` with ``adapter_dir`` merged in, f16 (see module docs)."""
     try:
-        info = source_info(source)
+        reader = open_gguf(source)
+        info = source_info(reader)
     except GGUFWriteError as e:
-        raise ExportError(str(e)) from e
+        raise ExportError(f"the base model {source}: {e}") from e
     arch = info["architecture"]
     if arch not in ARCHITECTURES:
         raise ExportError(
@@ -181,7 +183,7 @@ def write_merged_gguf(source: Path, adapter_dir: Path, dest: Path) -> None:
         )
     replacements = merged_tensors(source, adapter_dir, info)
     try:
-        write_f16_gguf(source, dest, replacements)
+        write_f16_gguf(reader, dest, replacements)
     except GGUFWriteError as e:
         raise ExportError(f"cannot write {dest.name}: {e}") from e
 

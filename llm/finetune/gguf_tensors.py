@@ -54,12 +54,21 @@ def permute(weights: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarr
     )
 
 
-def source_info(path: Path) -> dict[str, Any]:
+def open_gguf(path: Path) -> Any:
+    """A ``gguf.GGUFReader`` on ``path`` (parsing a 50k-token vocabulary takes seconds: once)."""
+    from gguf import GGUFReader
+
+    try:
+        return GGUFReader(path)
+    except (OSError, ValueError) as e:
+        raise GGUFWriteError(f"cannot read GGUF {path}: {e}") from e
+
+
+def source_info(reader: Any) -> dict[str, Any]:
     """Architecture, block and head counts of a GGUF: what mapping its tensor names needs."""
-    reader = _reader(path)
     arch = _field(reader, "general.architecture")
     if not isinstance(arch, str):
-        raise GGUFWriteError(f"{path} has no general.architecture: not a model GGUF")
+        raise GGUFWriteError("no general.architecture: not a model GGUF")
 
     def number(key: str) -> int | None:
         value = _field(reader, f"{arch}.{key}")
@@ -96,23 +105,20 @@ def to_gguf_layout(name: str, weights: np.ndarray, info: Mapping[str, Any]) -> n
     return weights
 
 
-def write_f16_gguf(source: Path, dest: Path, replacements: Mapping[str, np.ndarray]) -> None:
-    """Write ``dest``: ``source`` in f16, tensors named in ``replacements`` swapped in.
+def write_f16_gguf(reader: Any, dest: Path, replacements: Mapping[str, np.ndarray]) -> None:
+    """Write ``dest``: the GGUF ``reader`` reads, in f16, with ``replacements`` swapped in.
 
     Written to a temporary name and renamed, so a failed export never leaves a
     truncated GGUF behind.
     """
     import gguf
 
-    reader = _reader(source)
     if reader.endianess != gguf.GGUFEndian.LITTLE:
-        raise GGUFWriteError(f"{source} is a big-endian GGUF; only little-endian is supported")
+        raise GGUFWriteError("the base is a big-endian GGUF; only little-endian is supported")
     names = {t.name for t in reader.tensors}
     unknown = sorted(set(replacements) - names)
     if unknown:
-        raise GGUFWriteError(
-            f"merged tensors {', '.join(unknown[:5])} have no counterpart in {source.name}"
-        )
+        raise GGUFWriteError(f"merged tensors {', '.join(unknown[:5])} are not in the base GGUF")
     arch = _field(reader, "general.architecture")
     tmp = dest.with_name(dest.name + ".partial")
     writer = gguf.GGUFWriter(tmp, str(arch))
@@ -145,15 +151,6 @@ def write_f16_gguf(source: Path, dest: Path, replacements: Mapping[str, np.ndarr
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _reader(path: Path) -> Any:
-    from gguf import GGUFReader
-
-    try:
-        return GGUFReader(path)
-    except (OSError, ValueError) as e:
-        raise GGUFWriteError(f"cannot read GGUF {path}: {e}") from e
 
 
 def _field(reader: Any, key: str) -> Any:

@@ -30,7 +30,12 @@ from llm.finetune import quantize
 from llm.finetune.export import ExportError, ExportUnavailable, export_gguf
 from tests.child_model import ChildProcessChatModel
 from tests.contract.chat_model_contract import make_request
-from tests.fixtures.lora_run import make_gguf_run, make_hf_run, write_run_json
+from tests.fixtures.lora_run import (
+    make_gguf_run,
+    make_hf_run,
+    make_tiny_qwen2_gguf,
+    write_run_json,
+)
 from tests.llama_greedy import Greedy, llama_greedy
 
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
@@ -144,6 +149,26 @@ def test_quantised_exports_are_smaller_and_answer(exported: Exported) -> None:
     assert answer.text.strip()
 
 
+@pytest.mark.slow
+def test_a_qwen2_gguf_base_is_exported_without_permuting(tmp_path: Path) -> None:
+    """qwen2 GGUFs keep Hugging Face's q/k row order (permuting them diverges at token 1).
+
+    The random tiny model's logits are flatter than a trained model's: f16 rounding flips
+    a near-tie at token 11 here, so the first 8 tokens are compared.
+    """
+    _need_llama_cpp()
+    source = tmp_path / "tiny-qwen2.gguf"
+    make_tiny_qwen2_gguf(source, tokenizer_from=_smollm2())
+    run = tmp_path / "qwen-run"
+    peft_model = make_gguf_run(run, source, effect=True)
+    llama = llama_greedy(export_gguf(run), PROMPT, 8)
+    with peft_model.disable_adapter():
+        base = _transformers_greedy(peft_model, llama.prompt, 8)
+    merged = _transformers_greedy(peft_model.merge_and_unload(), llama.prompt, 8)
+    assert merged != base, "the adapter must change the output"
+    assert llama.tokens == merged
+
+
 # ---------------------------------------------------------------- bad input, fast
 
 
@@ -186,6 +211,24 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
 def test_a_missing_base_gguf_is_named(run: Path) -> None:
     write_run_json(run, {"id": str(run / "gone"), "gguf_file": "base.gguf", "name": "base"})
     with pytest.raises(ExportError, match=r"base model GGUF .* is gone"):
+        export_gguf(run)
+
+
+def test_a_base_that_is_no_gguf_or_of_another_architecture_is_refused(run: Path) -> None:
+    import gguf
+
+    junk = run / "junk.gguf"
+    junk.write_text("not a model")
+    write_run_json(run, {"id": str(run), "gguf_file": junk.name, "name": "junk"})
+    with pytest.raises(ExportError, match="cannot read GGUF"):
+        export_gguf(run)
+    other = gguf.GGUFWriter(run / "gemma.gguf", "gemma2")
+    other.write_header_to_file()
+    other.write_kv_data_to_file()
+    other.write_tensors_to_file()
+    other.close()
+    write_run_json(run, {"id": str(run), "gguf_file": "gemma.gguf", "name": "gemma"})
+    with pytest.raises(ExportError, match="supports the llama, qwen2, qwen3 architectures"):
         export_gguf(run)
 
 
