@@ -217,10 +217,9 @@ def _run_dataset(run: Path) -> Path | None:
 def _lifecycle_errors() -> tuple[type[Exception], ...]:
     """The fine-tuning libraries' own errors, shown as one line like Lantern's."""
     from llm.errors import LLMError
-    from llm.finetune.dataset import DatasetError
-    from llm.finetune.export import ExportError
+    from llm.finetune.errors import FinetuneError
 
-    return (LLMError, DatasetError, ExportError)
+    return (LLMError, FinetuneError)
 
 
 @finetune_app.command("train")

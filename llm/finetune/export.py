@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llm.finetune.errors import FinetuneError
 from llm.finetune.gguf_tensors import (
     ARCHITECTURES,
     GGUFWriteError,
@@ -63,7 +64,7 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_mo
 Progress = Callable[[str], None]
 
 
-class ExportError(Exception):
+class ExportError(FinetuneError):
     """The run cannot be exported as asked; the message says what to do."""
 
 

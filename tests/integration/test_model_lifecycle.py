@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -43,15 +44,14 @@ GOLD = [
 ]
 
 
-def lantern(
-    env: dict[str, str], *args: str, timeout: float = 900
-) -> subprocess.CompletedProcess[str]:
+def lantern(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+    """``lantern COMMAND`` (split as a shell would) in a child process."""
     return subprocess.run(
-        [str(Path(sys.executable).parent / "lantern"), *args],
+        [str(Path(sys.executable).parent / "lantern"), *shlex.split(command)],
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=900,
     )
 
 
@@ -107,84 +107,57 @@ def test_train_evaluate_promote_serve_and_roll_back(tmp_path: Path) -> None:
         "HF_HUB_OFFLINE": "1",
     }
     env.pop("LANTERN_DATABASE__URL", None)
-    ok(lantern(env, "demo", "--no-serve"))
+    ok(lantern(env, "demo --no-serve"))
     seed_rated_answers(env)
 
     ds, run = tmp_path / "ds", tmp_path / "run"
-    manifest = json.loads(
-        ok(
-            lantern(
-                env,
-                "finetune",
-                "dataset",
-                "--out",
-                str(ds),
-                "--per-document",
-                "3",
-                "--questions",
-                "template",
-                "--json",
-            )
+    made = ok(
+        lantern(
+            env,
+            f"finetune dataset --out {ds} --per-document 2 --context-tokens 256 "
+            "--questions template --json",
         )
     )
-    assert (
-        manifest["counts"]["feedback"]["train"] + manifest["counts"]["feedback"]["validation"] == 1
-    )
-    assert (
-        manifest["counts"]["correction"]["train"] + manifest["counts"]["correction"]["validation"]
-        == 1
-    )
+    counts = json.loads(made)["counts"]
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert sum(counts["feedback"].values()) == 1
+    assert sum(counts["correction"].values()) == 1
 
-    record = json.loads(
-        ok(
-            lantern(
-                env,
-                "finetune",
-                "train",
-                str(ds),
-                "--out",
-                str(run),
-                "--max-steps",
-                "24",
-                "--batch-size",
-                "2",
-                "--lr",
-                "1e-3",
-                "--max-length",
-                "1024",
-                "--json",
-            )
+    trained = ok(
+        lantern(
+            env,
+            f"finetune train {ds} --out {run} --max-steps 24 --batch-size 1 "
+            "--lr 1e-3 --max-length 768 --save-steps 12 --json",
         )
     )
+    record = json.loads(trained)
     assert record["steps"] == 24
     assert record["loss"]["last"] < record["loss"]["first"]
     assert record["dataset"]["hash"] == manifest["hash"]
 
     gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps(g) + "\n" for g in GOLD))
-    gate: dict[str, Any] = json.loads(
-        ok(lantern(env, "finetune", "eval", str(run), "--gold", str(gold), "--json"))
-    )
+    gate: dict[str, Any] = json.loads(ok(lantern(env, f"finetune eval {run} --gold {gold} --json")))
     assert set(gate["candidate"]) == {"gold", "validation"}
     assert gate["reasons"]
     assert json.loads((run / "eval.json").read_text())["passed"] == gate["passed"]
 
-    ok(lantern(env, "finetune", "export", str(run), "--gguf", "--quant", "Q8_0"))
-    ok(lantern(env, "models", "register", str(run), "--name", "tuned-1", "--quant", "Q8_0"))
+    ok(lantern(env, f"finetune export {run} --gguf --quant Q8_0"))
+    ok(lantern(env, f"models register {run} --name tuned-1 --quant Q8_0"))
     if not gate["passed"]:
-        refused = lantern(env, "models", "promote", "tuned-1")
+        refused = lantern(env, "models promote tuned-1")
         assert refused.returncode != 0
         assert "gate" in refused.stderr + refused.stdout
-    ok(lantern(env, "models", "promote", "tuned-1", *([] if gate["passed"] else ["--force"])))
-    listed = json.loads(ok(lantern(env, "models", "list", "--json")))
+    ok(lantern(env, "models promote tuned-1" + ("" if gate["passed"] else " --force")))
+    listed = json.loads(ok(lantern(env, "models list --json")))
     assert [(v["name"], v["status"]) for v in listed] == [("tuned-1", "active")]
 
-    question = "How many vacation days do new employees get?"
-    tuned = json.loads(ok(lantern(env, "ask", question, "--json")))
+    question = "'How many vacation days do new employees get?'"
+    tuned = json.loads(ok(lantern(env, f"ask {question} --json")))
     assert tuned["provenance"]["model_version"] == "tuned-1"
     assert "Q8_0" in tuned["provenance"]["model"]
 
-    ok(lantern(env, "models", "rollback"))
-    base = json.loads(ok(lantern(env, "ask", question, "--json")))
+    ok(lantern(env, "models rollback"))
+    base = json.loads(ok(lantern(env, f"ask {question} --json")))
     assert base["provenance"]["model_version"] is None
     assert base["provenance"]["model"] == f"llamacpp:{SMOLLM2.name}"
