@@ -7,6 +7,8 @@ lifecycle" section); its output folder is the next step's input.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +28,20 @@ finetune_app = typer.Typer(
 
 #: Whoever runs the command line on the server acts as an admin.
 CLI = Actor.cli()
+
+StageProgress = Callable[[str, int, int], None]
+
+
+@contextmanager
+def _progress(first: str, *, quiet: bool) -> Iterator[StageProgress]:
+    """A progress bar on stderr (none when ``quiet``), fed ``(stage, done, total)``."""
+    with Progress(console=err_console, transient=True, disable=quiet) as bar:
+        task = bar.add_task(first, total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        yield progress
 
 
 @finetune_app.command("dataset")
@@ -72,15 +88,7 @@ def dataset(
         questions=questions,
         context_tokens=context_tokens,
     )
-    with (
-        open_container() as c,
-        Progress(console=err_console, transient=True, disable=as_json) as bar,
-    ):
-        task = bar.add_task("documents", total=None)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
-
+    with open_container() as c, _progress("documents", quiet=as_json) as progress:
         try:
             info = c.training_data.build(
                 CLI, out, collection_names=collection, options=opts, progress=progress
@@ -137,14 +145,7 @@ def evaluate(
     from app.services.eval_models import evaluation_models
 
     errors: tuple[type[Exception], ...] = (LanternError, *_lifecycle_errors())
-    with (
-        open_container() as c,
-        Progress(console=err_console, transient=True, disable=as_json) as bar,
-    ):
-        task = bar.add_task("evaluating", total=None)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
+    with open_container() as c, _progress("evaluating", quiet=as_json) as progress:
 
         def say(message: str) -> None:
             if not as_json:

@@ -121,12 +121,7 @@ def export_gguf(
         say(f"reusing {out.name} (same adapter)")
     else:
         say(f"quantising to {quant} with llama.cpp: {out.name}")
-        try:
-            quantize_gguf(f16, out, quant)
-        except QuantizeUnavailable as e:
-            raise ExportUnavailable(str(e)) from e
-        except QuantizeError as e:
-            raise ExportError(str(e)) from e
+        _quantize(f16, out, quant)
         _record(root, record, quant, out)
     return out
 
@@ -162,13 +157,18 @@ def export_base_gguf(
     out = f16.with_name(f"{source.stem}-{quant}.gguf")
     if not out.is_file():
         say(f"quantising the base to {quant} with llama.cpp: {out.name}")
-        try:
-            quantize_gguf(f16, out, quant)
-        except QuantizeUnavailable as e:
-            raise ExportUnavailable(str(e)) from e
-        except QuantizeError as e:
-            raise ExportError(str(e)) from e
+        _quantize(f16, out, quant)
     return out
+
+
+def _quantize(f16: Path, out: Path, quant: str) -> None:
+    """llama.cpp's quantiser on ``f16``, its failures as export errors."""
+    try:
+        quantize_gguf(f16, out, quant)
+    except QuantizeUnavailable as e:
+        raise ExportUnavailable(str(e)) from e
+    except QuantizeError as e:
+        raise ExportError(str(e)) from e
 
 
 def read_run(root: Path) -> dict[str, Any]:
