@@ -197,6 +197,53 @@ def test_eval_retrieval_on_a_beir_folder(cli: Any, tmp_path: Path) -> None:
     assert reports["hybrid"]["n_queries"] == 3
 
 
+def test_eval_retrieval_on_a_squad_file_scores_each_question_against_its_paragraph(
+    cli: Any, tmp_path: Path
+) -> None:
+    paragraphs = [
+        (
+            "休假",
+            "员工每年享有二十五天带薪年假，需提前两周申请。",
+            "员工每年有多少天年假？",
+            "二十五天",
+        ),
+        ("报销", "差旅报销须在出差结束后三十天内提交。", "报销要在多少天内提交？", "三十天"),
+        (
+            "安全",
+            "密码至少需要十四个字符，并开启多因素认证。",
+            "密码至少要多少个字符？",
+            "十四个字符",
+        ),
+    ]
+    data = [
+        {
+            "title": title,
+            "paragraphs": [
+                {
+                    "id": f"p{n}",
+                    "context": context,
+                    "qas": [
+                        {"id": f"q{n}", "question": q, "answers": [{"text": a, "answer_start": 0}]}
+                    ],
+                }
+            ],
+        }
+        for n, (title, context, q, a) in enumerate(paragraphs)
+    ]
+    file = tmp_path / "cmrc-tiny.json"
+    file.write_text(json.dumps({"version": "v1.0", "data": data}, ensure_ascii=False))
+    r = cli("eval", "retrieval", "--squad", str(file), "--mode", "bm25", "--json")
+    assert r.exit_code == 0, r.output
+    (report,) = json.loads(r.output[r.output.index("[") :])
+    assert report["n_queries"] == 3
+    assert report["recall5"] == pytest.approx(1.0)
+    assert report["mrr10"] == pytest.approx(1.0)
+
+    r = cli("eval", "retrieval", "--squad", str(tmp_path / "missing.json"))
+    assert r.exit_code == 2
+    assert "not found" in " ".join(r.output.split())
+
+
 def test_an_unchanged_folder_with_a_bad_file_still_reports_the_failure(
     cli: Any, folder: Path
 ) -> None:
