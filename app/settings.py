@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.settings_backends import (
@@ -78,10 +78,24 @@ class EmbeddingSettings(BackendSettings):
         description="Prefix for queries (bge's retrieval instruction). Empty picks the right "
         "one for known bge models and none otherwise.",
     )
+    languages: list[str] | None = Field(
+        default=None,
+        description="ISO 639-1 codes of the languages the model covers (`*`: all). Empty: "
+        "known from the model name (bge-m3, multilingual models: all; bge-*-en, MiniLM: "
+        "en). In hybrid search a query in another script is ranked by BM25 alone.",
+    )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per encode batch.")
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1, mps.")
     onnx: OnnxEmbeddingSettings = Field(default_factory=OnnxEmbeddingSettings)
     fake: FakeEmbeddingSettings = Field(default_factory=FakeEmbeddingSettings)
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """``en,de`` as well as ``["en", "de"]``; an empty string is "unset"."""
+        if isinstance(value, str):
+            return [v for v in (p.strip() for p in value.split(",")) if v] or None
+        return value
 
     _legacy = _moves("embedding", {"backend": ("kind",), "quantize": ("onnx", "quantize")})
     _kind = _kind_validator(embedder_registry)

@@ -63,7 +63,16 @@ def eval_retrieval(
         err_console.print(f"[red]{beir} is not a BEIR folder (no corpus.jsonl)[/]")
         raise typer.Exit(2)
     try:
-        data = load_beir(beir) if beir is not None else squad_as_beir(load_squad(squad or ""))
+        if beir is not None:
+            data = load_beir(beir)
+        else:
+            squad_set = load_squad(squad or "")
+            if squad_set.skipped:
+                err_console.print(
+                    f"[yellow]{len(squad_set.skipped)} questions skipped "
+                    f"(first: {squad_set.skipped[0]})[/]"
+                )
+            data = squad_as_beir(squad_set)
     except DatasetError as e:
         err_console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from e

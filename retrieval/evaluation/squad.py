@@ -43,6 +43,9 @@ class SquadSet:
     questions: list[SquadQuestion]
     #: sha256 of the file: keys cached embeddings.
     sha256: str
+    #: Questions left out, each as "where: why" (an empty question, an answerable one
+    #: without an answer text: public sets have a few).
+    skipped: tuple[str, ...] = ()
 
 
 def load_squad(path: str | Path) -> SquadSet:
@@ -60,6 +63,7 @@ def load_squad(path: str | Path) -> SquadSet:
         raise DatasetError(f"{file}: no 'data' list: not a SQuAD-format file")
     paragraphs: dict[str, SquadParagraph] = {}
     questions: list[SquadQuestion] = []
+    skipped: list[str] = []
     seen: set[str] = set()
     for a, article in enumerate(articles):
         where = f"{file}: data[{a}]"
@@ -74,10 +78,14 @@ def load_squad(path: str | Path) -> SquadSet:
                 raise DatasetError(f"{pwhere}: paragraph id {pid!r} is repeated")
             paragraphs[pid] = SquadParagraph(pid, title, context)
             for q, qa in enumerate(_list(para, "qas", pwhere)):
-                questions.append(_question(qa, pid, f"{pwhere}.qas[{q}]", seen))
+                try:
+                    questions.append(_question(qa, pid, f"{pwhere}.qas[{q}]", seen))
+                except _Unusable as e:
+                    skipped.append(str(e))
     if not questions:
         raise DatasetError(f"{file}: no questions")
-    return SquadSet(file.stem, paragraphs, questions, hashlib.sha256(raw).hexdigest())
+    sha = hashlib.sha256(raw).hexdigest()
+    return SquadSet(file.stem, paragraphs, questions, sha, tuple(skipped))
 
 
 def squad_as_beir(data: SquadSet) -> BeirDataset:
@@ -100,7 +108,7 @@ def _question(qa: Any, paragraph_id: str, where: str, seen: set[str]) -> SquadQu
     seen.add(qid)
     text = _field(qa, "question", where)
     if not isinstance(text, str) or not text.strip():
-        raise DatasetError(f"{where}: 'question' must be non-empty text")
+        raise _Unusable(f"{where}: empty question")
     impossible = bool(_field(qa, "is_impossible", where, default=False))
     answers: list[str] = []
     for n, answer in enumerate(_list(qa, "answers", where, default=[])):
@@ -108,8 +116,12 @@ def _question(qa: Any, paragraph_id: str, where: str, seen: set[str]) -> SquadQu
         if isinstance(value, str) and value.strip() and value.strip() not in answers:
             answers.append(value.strip())
     if not impossible and not answers:
-        raise DatasetError(f"{where}: an answerable question without an answer text")
+        raise _Unusable(f"{where}: an answerable question without an answer text")
     return SquadQuestion(qid, text.strip(), tuple(answers), paragraph_id, impossible)
+
+
+class _Unusable(Exception):
+    """A well-formed question that cannot be scored: skipped, with this reason."""
 
 
 _MISSING = object()
