@@ -145,10 +145,12 @@ class Connected:
             client.create_collection,
             physical,
             schema=schema,
-            index_params=index_params,
             consistency_level="Strong",  # a write is visible to the next search
             properties={MANIFEST_KEY: json.dumps(manifest, sort_keys=True)},
         )
+        # Not create_collection(index_params=): it polls each index twice a second.
+        self.call("create_index", client.create_index, physical, index_params, sync=False)
+        self.call("load_collection", client.load_collection, physical)
         self.call("create_alias", client.create_alias, physical, self.name)
         log.info("created %s as %s", self.where, physical)
 

@@ -14,7 +14,9 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
+from retrieval.lexical.milvus_index import MilvusLexicalIndex
 from retrieval.vectorstores.milvus_store import MilvusVectorStore
+from tests.contract.lexical_contract import IndexFactory, LexicalIndexContract
 from tests.contract.vectorstore_contract import StoreFactory, VectorStoreContract
 
 
@@ -29,3 +31,11 @@ class TestMilvusVectorStore(VectorStoreContract):
             )
 
         return make
+
+
+class TestMilvusLexicalIndex(LexicalIndexContract):
+    persists_only_on_flush = False
+
+    @pytest.fixture
+    def index_factory(self) -> IndexFactory:
+        return MilvusLexicalIndex
