@@ -58,11 +58,11 @@ from llm.registry import create_chat_model
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.cache import EmbeddingCache
 from retrieval.embedders.registry import create_embedder
+from retrieval.errors import VectorStoreError
 from retrieval.hybrid import HybridRetriever
 from retrieval.lexical.base import LexicalIndex
 from retrieval.lexical.registry import create_lexical_index
 from retrieval.rerankers.registry import create_reranker
-from retrieval.errors import VectorStoreError
 from retrieval.vectorstores.base import VectorStore
 from retrieval.vectorstores.registry import create_vector_store
 

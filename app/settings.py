@@ -40,7 +40,6 @@ from app.settings_backends import (
     vector_registry,
 )
 
-
 LEXICAL_AUTO = "auto"
 
 
