@@ -22,6 +22,8 @@ from app.settings_backends import (
     FakeEmbeddingSettings,
     InlineJobsSettings,
     LlamaCppSettings,
+    MilvusSettings,
+    MilvusVectorSettings,
     OnnxEmbeddingSettings,
     OpenAISettings,
     _kind_validator,
@@ -37,6 +39,8 @@ from app.settings_backends import (
     section_options,
     vector_registry,
 )
+
+LEXICAL_AUTO = "auto"
 
 
 class DatabaseSettings(BaseModel):
@@ -199,19 +203,34 @@ class VectorStoreSettings(BackendSettings):
     kind: str = Field(
         default="faiss",
         description=f"Vector store, one of {_kinds(vector_registry)}: faiss (files in the data "
-        "dir) or milvus (scale-out).",
+        "dir) or milvus (milvus-lite or a Milvus server, see LANTERN_MILVUS__URI; the lexical "
+        "index follows).",
     )
+    milvus: MilvusVectorSettings = Field(default_factory=MilvusVectorSettings)
 
     _kind = _kind_validator(vector_registry)
 
 
 class LexicalSettings(BackendSettings):
     kind: str = Field(
-        default="bm25", description=f"Lexical index, one of {_kinds(lexical_registry)}."
+        default=LEXICAL_AUTO,
+        description=f"Lexical index, one of {_kinds(lexical_registry, LEXICAL_AUTO)}. auto: "
+        "milvus (Milvus full-text BM25) when the vector store is milvus, else bm25. The bm25 "
+        "settings apply to both.",
     )
     bm25: Bm25Settings = Field(default_factory=Bm25Settings)
 
-    _kind = _kind_validator(lexical_registry)
+    _kind = _kind_validator(lexical_registry, also=(LEXICAL_AUTO,))
+
+    def resolved_kind(self, vector_kind: str) -> str:
+        """The backend ``kind`` stands for (``auto``: the one that goes with the vector store)."""
+        if self.kind != LEXICAL_AUTO:
+            return self.kind
+        return "milvus" if vector_kind == "milvus" else "bm25"
+
+    def options_for(self, kind: str) -> dict[str, Any]:
+        """``kind``'s constructor settings: Milvus's BM25 takes the bm25 section's."""
+        return section_options(self, "bm25" if kind == "milvus" else kind)
 
 
 class JobsSettings(BackendSettings):
@@ -362,6 +381,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     lexical: LexicalSettings = Field(default_factory=LexicalSettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
@@ -410,6 +430,16 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def lexical_kind(self) -> str:
+        """The lexical index's kind, ``auto`` resolved against the vector store."""
+        return self.lexical.resolved_kind(self.vector_store.kind)
+
+    @property
+    def milvus_uri(self) -> str:
+        """``milvus.uri``, or the milvus-lite file in the index directory."""
+        return self.milvus.uri or str(self.index_dir / "milvus.db")
 
     @property
     def blob_dir(self) -> Path:

@@ -7,6 +7,11 @@ is not running the second variant is skipped with a reason, unless
 ``LANTERN_TEST_REQUIRE_POSTGRES=1`` (set by CI) turns that into a failure.
 ``LANTERN_TEST_DATABASE=sqlite`` (or ``postgresql``) runs one variant only.
 
+``settings`` reads the environment like the product does, so
+``LANTERN_VECTOR_STORE__KIND=milvus`` runs every test that builds a container on the
+Milvus vector store and lexical index, in a milvus-lite database in the test's data
+dir (CI runs the API suite both ways).
+
 The embedder is the bundled all-MiniLM-L6-v2, loaded once per session.
 """
 

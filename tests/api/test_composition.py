@@ -30,3 +30,9 @@ def test_the_api_factory_alone_has_no_ui(container: Any) -> None:
     with TestClient(create_app(container=container)) as client:
         assert client.get("/login").status_code == 404
         assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_the_indexes_are_the_configured_backends(container: Any) -> None:
+    """LANTERN_VECTOR_STORE__KIND switches both indexes (the lexical kind follows it)."""
+    assert container.vectors.manifest.backend == container.settings.vector_store.kind
+    assert f".{container.settings.lexical_kind}_" in type(container.lexical).__module__

@@ -115,6 +115,23 @@ def test_reindex_rebuilds_search(cli: Any, folder: Path, settings: Any) -> None:
     assert [h["chunk_id"] for h in after] == [h["chunk_id"] for h in before]
 
 
+def test_moving_from_faiss_to_milvus_is_one_reindex(
+    cli: Any, folder: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("milvus_lite")
+    monkeypatch.setenv("LANTERN_VECTOR_STORE__KIND", "faiss")
+    (folder / "broken.pdf").unlink()
+    cli("ingest", str(folder), "--no-progress")
+    before = json.loads(cli("search", "holiday", "--json").output)
+    monkeypatch.setenv("LANTERN_VECTOR_STORE__KIND", "milvus")
+    assert json.loads(cli("search", "holiday", "--json").output) == []  # Milvus is empty
+    r = cli("reindex")
+    assert r.exit_code == 0, r.output
+    after = json.loads(cli("search", "holiday", "--json").output)
+    assert [h["chunk_id"] for h in after] == [h["chunk_id"] for h in before]
+    assert (settings.data_dir / "index" / "milvus.db").exists()
+
+
 def test_missing_path_is_a_clear_error(cli: Any, tmp_path: Path) -> None:
     r = cli("ingest", str(tmp_path / "nope"))
     assert r.exit_code == 2
