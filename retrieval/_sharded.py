@@ -200,6 +200,15 @@ def write_table(directory: Path, layout: Layout[E], table: Table[E]) -> None:
     )
 
 
+def select(collections: Collection[str] | None, present: Collection[str]) -> list[str]:
+    """The ids of ``collections`` (every one when None) that are in ``present``."""
+    if collections is None:
+        return list(present)
+    if isinstance(collections, str):
+        raise TypeError("collections must be a collection of ids, not a string")
+    return sorted(c for c in set(collections) if c in present)
+
+
 def _nothing() -> None:
     pass
 
@@ -416,11 +425,7 @@ class ShardedIndex(Generic[P, E]):
         self._table, self._sweep = table, not done
 
     def _selected(self, collections: Collection[str] | None) -> list[str]:
-        if collections is None:
-            return list(self._shards)
-        if isinstance(collections, str):
-            raise TypeError("collections must be a collection of ids, not a string")
-        return sorted(c for c in set(collections) if c in self._shards)
+        return select(collections, self._shards)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,11 +1,13 @@
-"""On-disk format of the BM25 index: its table entries and one token file per collection.
+"""On-disk format of the BM25 index: its table entries and its segment files.
 
 ``collections.json`` is the commit point (``retrieval._sharded`` reads and writes it):
-collection id -> the file that holds its chunks. A collection file
-(``col-<generation>-<n>.npz``, never overwritten) holds the analysed tokens, not the
-text: chunk and document ids and the vocabulary as UTF-8 blobs with offsets, and
-every chunk's term ids as one int32 array with offsets. ``np.load`` reads it without
-pickle. Files are written with ``atomic_write`` (temp file, fsync, rename).
+collection id -> its segment files, oldest first, with the rows and tombstones each
+holds. A segment file (``seg-<generation>-<n>.npz``, never overwritten) holds the
+analysed tokens of the rows one flush wrote, not their text: chunk and document ids
+and the segment's terms (sorted, as UTF-8 blobs with offsets), each row's length,
+each term's postings (row, count) and the tombstones, ``(generation, row)`` pairs
+naming rows of the collection's earlier segments that were deleted since. ``np.load``
+reads it without pickle. Files are written with ``atomic_write``.
 """
 
 from __future__ import annotations
@@ -20,64 +22,93 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval._atomic import atomic_write
-from retrieval._sharded import Layout, file_generation, inconsistent, read_arrays
+from retrieval._sharded import Layout, inconsistent, read_arrays
 from retrieval.errors import LexicalIndexError
+from retrieval.lexical._bm25_segments import Int64Array, Postings, permute_terms
 
 TABLE_NAME = "collections.json"
-FILE_PREFIX = "col-"
-
-Int32Array = npt.NDArray[np.int32]
+FILE_PREFIX = "seg-"
 
 
 @dataclass(frozen=True)
-class CollectionFile:
-    """A collection's one committed file and the flush generation in its name."""
+class SegmentFile:
+    """One committed segment file: the flush generation that wrote it, how many rows
+    and tombstones it holds (checked against the file when it is read)."""
 
     file: str
     generation: int
+    rows: int
+    tombstones: int
 
 
-def _encode(entries: tuple[CollectionFile, ...]) -> str:
-    (entry,) = entries
-    return entry.file
+def _encode(entries: tuple[SegmentFile, ...]) -> list[dict[str, Any]]:
+    return [
+        {"file": s.file, "generation": s.generation, "rows": s.rows, "tombstones": s.tombstones}
+        for s in entries
+    ]
 
 
-def _decode(value: Any) -> tuple[CollectionFile, ...]:
-    name = str(value)
-    return (CollectionFile(name, file_generation(FILE_PREFIX, name)),)
+def _decode(value: Any) -> tuple[SegmentFile, ...]:
+    entries = tuple(
+        SegmentFile(
+            file=str(s["file"]),
+            generation=int(s["generation"]),
+            rows=int(s["rows"]),
+            tombstones=int(s["tombstones"]),
+        )
+        for s in value
+    )
+    if any(s.rows < 0 or s.tombstones < 0 for s in entries):
+        raise ValueError("negative count")
+    return entries
 
 
-def layout(format_version: int) -> Layout[CollectionFile]:
-    """The collection table of a BM25 index in ``format_version``."""
+def layout(format_version: int) -> Layout[SegmentFile]:
+    """The segment table of a BM25 index in ``format_version``."""
     return Layout(TABLE_NAME, format_version, FILE_PREFIX, _encode, _decode, LexicalIndexError)
 
 
-# -- collection files ------------------------------------------------------------
+# -- segment files ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CollectionData:
-    """One collection as stored: row i is ``chunk_ids[i]`` of ``document_ids[i]`` with
-    term ids ``tokens[offsets[i]:offsets[i + 1]]`` into ``terms``."""
+class StoredSegment:
+    """A segment as read from its file; term ``j`` is ``terms[j]`` (sorted)."""
 
     chunk_ids: list[str]
     document_ids: list[str]
     terms: list[str]
-    offsets: npt.NDArray[np.int64]
-    tokens: Int32Array
+    lengths: npt.NDArray[np.int32]
+    indptr: Int64Array
+    rows: npt.NDArray[np.int32]
+    tfs: npt.NDArray[Any]
+    tombstones: Int64Array
 
-    def rows(self) -> list[Int32Array]:
-        return np.split(self.tokens, self.offsets[1:-1]) if self.chunk_ids else []
 
-
-def write_collection(path: Path, collection_id: str, data: CollectionData) -> None:
+def write_segment(
+    path: Path,
+    *,
+    collection_id: str,
+    generation: int,
+    postings: Postings,
+    vocabulary: Sequence[str],
+    tombstones: Int64Array,
+) -> None:
+    """Write ``postings`` (term ids into ``vocabulary``) with its terms in sorted order."""
+    terms = [vocabulary[i] for i in postings.terms.tolist()]
+    order = np.asarray(sorted(range(len(terms)), key=terms.__getitem__), dtype=np.int64)
+    indptr, gather = permute_terms(postings, order)
     arrays: dict[str, Any] = {
         "collection_id": np.asarray(collection_id),
-        "offsets": data.offsets,
-        "tokens": data.tokens,
-        **_pack("chunk_ids", data.chunk_ids),
-        **_pack("document_ids", data.document_ids),
-        **_pack("terms", data.terms),
+        "generation": np.asarray(generation, dtype=np.int64),
+        "lengths": postings.lengths,
+        "indptr": indptr,
+        "rows": postings.rows[gather],
+        "tfs": postings.tfs[gather],
+        "tombstones": tombstones,
+        **_pack("chunk_ids", postings.chunk_ids),
+        **_pack("document_ids", postings.document_ids),
+        **_pack("terms", [terms[i] for i in order.tolist()]),
     }
 
     def write(fh: IO[bytes]) -> None:
@@ -86,50 +117,66 @@ def write_collection(path: Path, collection_id: str, data: CollectionData) -> No
     atomic_write(path, write)
 
 
-def read_collection(path: Path, collection_id: str) -> CollectionData:
-    """Read and check one collection file; anything inconsistent is a ``LexicalIndexError``."""
-    names = ["collection_id", "offsets", "tokens"]
+def read_segment(path: Path, collection_id: str, entry: SegmentFile) -> StoredSegment:
+    """Read and check one segment file; anything inconsistent is a ``LexicalIndexError``."""
+    names = ["collection_id", "generation", "lengths", "indptr", "rows", "tfs", "tombstones"]
     names += [f"{n}_{part}" for n in _STRINGS for part in ("utf8", "offsets")]
     arrays = dict(zip(names, read_arrays(path, names, LexicalIndexError), strict=True))
-    stored, offsets, tokens = arrays["collection_id"], arrays["offsets"], arrays["tokens"]
     try:
         chunk_ids, document_ids, terms = (_unpack(arrays, n) for n in _STRINGS)
     except (ValueError, UnicodeDecodeError) as e:
         raise inconsistent(path, LexicalIndexError) from e
-    n = len(chunk_ids)
+    stored, generation = arrays["collection_id"], arrays["generation"]
+    lengths, indptr, rows, tfs = (arrays[n] for n in ("lengths", "indptr", "rows", "tfs"))
+    tombstones = arrays["tombstones"]
+    n, m = len(chunk_ids), len(terms)
     consistent = (
         stored.shape == ()
         and stored.dtype.kind == "U"
         and str(stored) == collection_id
-        and n > 0
+        and generation.shape == ()
+        and generation.dtype == np.int64
+        and int(generation) == entry.generation
+        and n == entry.rows
         and len(document_ids) == n
-        and len(set(chunk_ids)) == n
         and all(chunk_ids)
         and all(document_ids)
-        and offsets.dtype == np.int64
-        and offsets.shape == (n + 1,)
-        and offsets[0] == 0
-        and bool((np.diff(offsets) >= 0).all())
-        and tokens.dtype == np.int32
-        and tokens.shape == (int(offsets[-1]),)
-        and (tokens.size == 0 or (int(tokens.min()) >= 0 and int(tokens.max()) < len(terms)))
-        and len(set(terms)) == len(terms)
+        and len(set(chunk_ids)) == n
+        and all(a < b for a, b in itertools.pairwise(terms))
+        and lengths.dtype == np.int32
+        and lengths.shape == (n,)
+        and indptr.dtype == np.int64
+        and indptr.shape == (m + 1,)
+        and indptr[0] == 0
+        and bool((np.diff(indptr) > 0).all())
+        and rows.dtype == np.int32
+        and rows.shape == (int(indptr[-1]),)
+        and tfs.dtype.kind == "u"
+        and tfs.shape == rows.shape
+        and tombstones.dtype == np.int64
+        and tombstones.shape == (entry.tombstones, 2)
     )
-    if not consistent:
+    if not consistent or not _postings_match(lengths, indptr, rows, tfs):
         raise inconsistent(path, LexicalIndexError)
-    return CollectionData(chunk_ids, document_ids, terms, offsets, tokens)
+    return StoredSegment(chunk_ids, document_ids, terms, lengths, indptr, rows, tfs, tombstones)
 
 
-def pack_rows(rows: Sequence[Int32Array]) -> tuple[npt.NDArray[np.int64], Int32Array]:
-    """Offsets and the concatenation of per-chunk term id arrays."""
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in rows], out=offsets[1:])
-    tokens = np.concatenate(rows).astype(np.int32, copy=False) if rows else _EMPTY
-    return offsets, tokens
+def _postings_match(
+    lengths: npt.NDArray[np.int32], indptr: Int64Array, rows: npt.NDArray[Any], tfs: Any
+) -> bool:
+    """Rows in range and ascending within each term, counts positive, and every row's
+    length the sum of its counts."""
+    if not len(rows):
+        return not lengths.any()
+    if int(rows.min()) < 0 or int(rows.max()) >= len(lengths) or not tfs.all():
+        return False
+    ascending = np.diff(rows) > 0
+    ascending[indptr[1:-1] - 1] = True  # a new term may start anywhere
+    totals = np.bincount(rows, weights=tfs, minlength=len(lengths))
+    return bool(ascending.all()) and bool((totals == lengths).all())
 
 
 _STRINGS = ("chunk_ids", "document_ids", "terms")
-_EMPTY: Int32Array = np.zeros(0, dtype=np.int32)
 
 
 def _pack(name: str, strings: Sequence[str]) -> dict[str, npt.NDArray[Any]]:

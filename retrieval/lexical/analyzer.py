@@ -162,6 +162,7 @@ class Analyzer:
         if new:
             if len(cache) + len(new) > _STEM_CACHE_SIZE:
                 cache.clear()
+                new = list(set(words))  # the words that were cached are gone too
             cache.update(zip(new, local.stemmer.stemWords(new), strict=True))
         return [cache[w] for w in words]
 

@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from retrieval._segments import MergePolicy
 from retrieval._sharded import inconsistent, read_arrays
 from retrieval.errors import VectorStoreError
 from retrieval.vectorstores.manifest import SegmentEntry
@@ -108,23 +109,15 @@ class Collection:
 
 
 def tier(rows: int) -> int:
-    return (rows // TIER_BASE).bit_length()
+    return MergePolicy(tier_base=TIER_BASE).tier(rows)
 
 
 def segments_to_keep(segments: Sequence[Segment], *, pending: int, live: int) -> int:
-    """The merge policy: the number of oldest segments left alone by a flush that
-    writes ``pending`` changed rows into a collection of ``live`` vectors."""
-    keep = len(segments)
-    if pending == 0:
-        return keep
-    size = pending
-    while keep and tier(segments[keep - 1].rewrite_cost) <= tier(size):
-        keep -= 1
-        size += segments[keep].rewrite_cost
-    keep = min(keep, MAX_SEGMENTS - 1)
-    if sum(s.dead for s in segments[:keep]) > MAX_DEAD_FRACTION * live:
-        return 0
-    return keep
+    """The merge policy (``retrieval._segments``): the number of oldest segments left
+    alone by a flush that writes ``pending`` changed rows into a collection of ``live``
+    vectors."""
+    policy = MergePolicy(MAX_SEGMENTS, TIER_BASE, MAX_DEAD_FRACTION)
+    return policy.keep(segments, pending=pending, live=live)
 
 
 def write_segment(

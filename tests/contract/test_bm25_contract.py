@@ -24,7 +24,7 @@ class TestBm25Index(LexicalIndexContract):
 
 class TestBm25Persistence(PersistenceContract):
     table_name = "collections.json"
-    prefix = "col-"
+    prefix = "seg-"
     error = LexicalIndexError
     mismatch_error = LexicalIndexError
 

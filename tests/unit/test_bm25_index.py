@@ -1,4 +1,4 @@
-"""The bm25s index beyond the contracts: analyzer, token files, rebuilds, locking."""
+"""The BM25 index beyond the contracts: analyzer, segment files, merging, locking."""
 
 from __future__ import annotations
 
@@ -15,17 +15,27 @@ import numpy as np
 import pytest
 
 from retrieval.errors import LexicalIndexError
-from retrieval.lexical import _bm25_files, bm25_index
-from retrieval.lexical._bm25_shards import build_model
+from retrieval.lexical import _bm25_files, _bm25_shards, analyzer
 from retrieval.lexical.analyzer import Analyzer
 from retrieval.lexical.bm25_index import Bm25Index
 from retrieval.lexical.registry import available_kinds, create_lexical_index
 from tests.contract.lexical_contract import ids, rec
 
 
-def table(directory: Path) -> dict[str, str]:
-    files: dict[str, str] = json.loads((directory / "collections.json").read_text())["collections"]
+def table(directory: Path) -> dict[str, list[dict[str, Any]]]:
+    files: dict[str, list[dict[str, Any]]] = json.loads(
+        (directory / "collections.json").read_text()
+    )["collections"]
     return files
+
+
+def segment_files(directory: Path) -> dict[str, list[str]]:
+    return {c: [s["file"] for s in entries] for c, entries in table(directory).items()}
+
+
+def read_segment(directory: Path, collection_id: str, n: int = 0) -> _bm25_files.StoredSegment:
+    entry = _bm25_files.SegmentFile(**table(directory)[collection_id][n])
+    return _bm25_files.read_segment(directory / entry.file, collection_id, entry)
 
 
 @pytest.fixture
@@ -85,7 +95,14 @@ def test_jieba_loads_quietly_offline_with_its_cache_where_asked(tmp_path: Path) 
     assert [p.name for p in (tmp_path / "c").iterdir()] == ["jieba.cache"]
 
 
-# -- files ----------------------------------------------------------
+def test_analyzer_stem_cache_overflow_keeps_every_word(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analyzer, "_STEM_CACHE_SIZE", 3)
+    words = Analyzer()
+    assert words.tokens("running policies") == ["run", "polici"]
+    assert words.tokens("running policies and cats") == ["run", "polici", "cat"]
+
+
+# -- files -----------------------------------------------------------------------
 
 
 def test_flush_stores_tokens_not_text_and_drops_unused_terms(
@@ -93,27 +110,47 @@ def test_flush_stores_tokens_not_text_and_drops_unused_terms(
 ) -> None:
     flushed.upsert([rec("a1", "d1", "a", "zebra crossing")])
     flushed.flush()
-    data = _bm25_files.read_collection(tmp_path / table(tmp_path)["a"], "a")
-    assert sorted(data.terms) == ["again", "alpha", "cross", "zebra"]  # "shared" went with a1
-    raw = (tmp_path / table(tmp_path)["a"]).read_bytes()
-    assert b"crossing" not in raw
+    (file,) = segment_files(tmp_path)["a"]  # the small segment was merged with the change
+    stored = read_segment(tmp_path, "a")
+    assert stored.terms == ["again", "alpha", "cross", "zebra"]  # "shared" went with a1
+    assert sorted(stored.chunk_ids) == ["a1", "a2"]
+    assert b"crossing" not in (tmp_path / file).read_bytes()
 
 
-def _bad_term_ids(d: Path) -> None:
-    path = d / table(d)["c"]
+def _bad_rows(d: Path) -> None:
+    path = d / segment_files(d)["c"][0]
     with np.load(path) as npz:
         arrays = {name: npz[name] for name in npz.files}
-    arrays["tokens"] = arrays["tokens"] + 1000
+    arrays["rows"] = arrays["rows"] + 1000
     with path.open("wb") as fh:
         np.savez(fh, **arrays)
 
 
-def test_term_ids_out_of_range_are_reported_with_a_way_out(
+def test_postings_out_of_range_are_reported_with_a_way_out(
     flushed: Bm25Index, tmp_path: Path
 ) -> None:
     flushed.close()
-    _bad_term_ids(tmp_path)
+    _bad_rows(tmp_path)
     with pytest.raises(LexicalIndexError, match=r"inconsistent.*lantern reindex"):
+        Bm25Index(tmp_path)
+
+
+def test_an_index_in_the_old_one_file_per_collection_format_asks_for_a_reindex(
+    tmp_path: Path,
+) -> None:
+    Bm25Index(tmp_path).close()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    (tmp_path / "collections.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "generation": 1,
+                "collections": {"a": "col-0000000001-000000.npz"},
+            }
+        )
+    )
+    with pytest.raises(LexicalIndexError, match=r"format version 1.*no longer reads.*reindex"):
         Bm25Index(tmp_path)
 
 
@@ -142,21 +179,72 @@ def test_other_library_versions_only_warn(
     assert "lantern reindex" in caplog.text
 
 
-# -- models ----------------------------------------------------------------------
+# -- segments --------------------------------------------------------------------
 
 
-def test_deletions_are_masked_until_too_many_force_a_rebuild(flushed: Bm25Index) -> None:
-    assert len(flushed.search("delta", k=100)) == 30
-    shard = flushed._shards["e"]
-    built = shard.model
-    assert built is not None
-    flushed.delete_documents(["e0"])  # 5 of 30 rows: masked
-    assert shard.model is not None
-    assert shard.model.bm25 is built.bm25
-    assert {h.chunk_id for h in flushed.search("delta", k=100)} == {f"e{i}" for i in range(5, 30)}
-    flushed.delete_documents(["e1"])  # 10 of 30: past MAX_DEAD_FRACTION
-    assert shard.model is None
-    assert len(flushed.search("delta", k=100)) == 20
+def test_deleted_chunks_no_longer_count_in_the_statistics(tmp_path: Path) -> None:
+    texts = [f"delta shared n{i}" for i in range(30)] + ["delta", "shared words", "other"]
+    kept = [rec(f"k{i}", f"k{i}", "e", t) for i, t in enumerate(texts)]
+    gone = [rec(f"g{i}", "gone", "e", "delta delta gamma") for i in range(20)]
+    index = Bm25Index(tmp_path / "churned")
+    index.upsert(gone[:10] + kept + gone[10:])
+    index.flush()
+    index.delete_documents(["gone"])
+    fresh = Bm25Index(tmp_path / "fresh")
+    fresh.upsert(kept)
+    for query in ("delta", "shared n3", "gamma delta"):
+        assert index.search(query, k=50) == fresh.search(query, k=50)
+    index.flush()
+    assert Bm25Index(tmp_path / "churned").search("delta", k=50) == fresh.search("delta", k=50)
+
+
+def test_a_small_write_to_a_large_collection_writes_o_of_the_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = Bm25Index(tmp_path)
+    words = [f"w{i}" for i in range(500)]
+    texts = [" ".join(words[(i * 7 + j * 13) % 500] for j in range(40)) for i in range(5000)]
+    index.upsert([rec(f"c{i}", f"d{i // 50}", "big", t) for i, t in enumerate(texts)])
+    index.flush()
+    (base,) = segment_files(tmp_path)["big"]
+    full = (tmp_path / base).stat().st_size
+    written: list[int] = []
+    real_replace = os.replace
+
+    def measuring_replace(src: Any, dst: Any) -> None:
+        written.append(Path(src).stat().st_size)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", measuring_replace)
+    index.upsert([rec(f"new{i}", "dn", "big", texts[i]) for i in range(50)])
+    index.delete_documents(["d7"])
+    index.flush()
+    assert sum(written) < 0.05 * full
+    assert segment_files(tmp_path)["big"][0] == base
+    assert [(s["rows"], s["tombstones"]) for s in table(tmp_path)["big"]] == [(5000, 0), (50, 50)]
+
+
+def test_segments_stay_few_and_over_a_quarter_deleted_compacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    index = Bm25Index(tmp_path)
+    policy = _bm25_shards.POLICY
+    for start in range(0, 3000, 10):
+        index.upsert(
+            [rec(f"c{i}", f"d{start}", "a", f"term{i % 97} all") for i in range(start, start + 10)]
+        )
+        index.flush()
+        assert len(segment_files(tmp_path)["a"]) <= 1 + policy.tier(start + 10)
+        assert len(list(tmp_path.glob("seg-*"))) == len(segment_files(tmp_path)["a"])
+    layouts = []
+    for start in range(0, 1000, 10):
+        index.delete_documents([f"d{start}"])
+        index.flush()
+        layouts.append(sum(s["rows"] for s in table(tmp_path)["a"]))
+    assert layouts[-1] < 3000  # deleted rows were dropped by a compaction
+    assert Bm25Index(tmp_path).count() == 2000
+    assert index.search("all", k=3000) == Bm25Index(tmp_path).search("all", k=3000)
 
 
 def test_ties_are_broken_by_chunk_id(tmp_path: Path) -> None:
@@ -177,36 +265,50 @@ def test_chunks_with_no_terms_are_counted_but_never_found(tmp_path: Path) -> Non
     assert index.count() == 3
 
 
-def test_warm_builds_models_ahead_of_searches(flushed: Bm25Index) -> None:
-    assert all(shard.model is None for shard in flushed._shards.values())
-    flushed.warm(collections={"a", "e"})
-    assert {c for c, s in flushed._shards.items() if s.model is not None} == {"a", "e"}
-
-
-def test_a_model_build_blocks_neither_writes_nor_other_collections(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_slow_flush_blocks_no_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = Bm25Index(tmp_path)
     index.upsert([rec("s1", "d1", "slow", "slow words"), rec("f1", "d2", "fast", "fast words")])
     started, release = threading.Event(), threading.Event()
+    real_write = _bm25_files.write_segment
 
-    def slow_build(rows: Any, vocab: Any, params: Any) -> Any:
-        if rows[0][0] == "s1":
-            started.set()
-            assert release.wait(10)
-        return build_model(rows, vocab, params)
+    def slow_write(*args: Any, **kwargs: Any) -> None:
+        started.set()
+        assert release.wait(10)
+        real_write(*args, **kwargs)
 
-    monkeypatch.setattr(bm25_index, "build_model", slow_build)
-    result: list[list[str]] = []
-    searcher = threading.Thread(target=lambda: result.append(ids(index.search("slow", k=5))))
-    searcher.start()
+    monkeypatch.setattr(_bm25_files, "write_segment", slow_write)
+    flusher = threading.Thread(target=index.flush)
+    flusher.start()
     assert started.wait(10)
+    assert ids(index.search("words", k=5)) == ["f1", "s1"]
     assert ids(index.search("fast", k=5, collections={"fast"})) == ["f1"]
-    index.upsert([rec("f2", "d3", "fast", "more fast words")])
-    index.flush()
     release.set()
-    searcher.join(10)
-    assert result == [["s1"]]
+    flusher.join(10)
+    assert ids(Bm25Index(tmp_path).search("words", k=5)) == ["f1", "s1"]
+
+
+def test_a_search_sees_a_replaced_chunk_exactly_once(tmp_path: Path) -> None:
+    index = Bm25Index(tmp_path)
+    index.upsert([rec(f"o{i}", "other", "col", "apple banana filler") for i in range(50)])
+    index.upsert([rec("x", "dx", "col", "apple")])
+    done = threading.Event()
+    seen: list[int] = []
+
+    def search() -> None:
+        while not done.is_set():
+            hits = index.search("apple banana", k=100)
+            seen.append(sum(h.chunk_id == "x" for h in hits))
+
+    reader = threading.Thread(target=search)
+    reader.start()
+    for i in range(200):
+        index.upsert([rec("x", "dx", "col", "banana" if i % 2 else "apple")])
+        if i % 50 == 49:
+            index.flush()
+    done.set()
+    reader.join(10)
+    assert seen
+    assert set(seen) == {1}
 
 
 def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
@@ -254,6 +356,8 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     index.close()
     with pytest.raises(LexicalIndexError, match="closed"):
         index.search("x", k=1)
+    with pytest.raises(LexicalIndexError, match="closed"):
+        index.warm()
 
 
 def test_registry_builds_the_bm25_index_and_names_the_kinds(tmp_path: Path) -> None:
