@@ -365,4 +365,4 @@ def test_registry_builds_the_bm25_index_and_names_the_kinds(tmp_path: Path) -> N
     assert isinstance(index, Bm25Index)
     with pytest.raises(LexicalIndexError, match="bm25"):
         create_lexical_index("elastic", directory=tmp_path)
-    assert available_kinds() == ["bm25", "fake"]
+    assert available_kinds() == ["bm25", "fake", "milvus"]

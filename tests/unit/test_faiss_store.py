@@ -317,10 +317,9 @@ def test_registry_builds_faiss(tmp_path: Path) -> None:
     assert store.manifest.backend == "faiss"
 
 
-@pytest.mark.parametrize(("kind", "message"), [("milvus", "not available"), ("nope", "unknown")])
-def test_registry_explains_missing_kinds(kind: str, message: str) -> None:
-    with pytest.raises(VectorStoreError, match=message):
-        create_vector_store(kind)
+def test_registry_explains_an_unknown_kind() -> None:
+    with pytest.raises(VectorStoreError, match="unknown vector store kind 'nope'"):
+        create_vector_store("nope")
 
 
 def test_registry_imports_backends_lazily() -> None:
