@@ -136,6 +136,7 @@ class Container:
             directory=directory,
             embedding_model=self.embedder.model_name,
             dimension=self.embedder.dimension,
+            **self.settings.vector_store.options(),
         )
 
     @cached_property

@@ -18,6 +18,7 @@ from app.settings_backends import (
     Bm25Settings,
     CrossEncoderSettings,
     ExtractiveSettings,
+    FaissSettings,
     FakeChatSettings,
     FakeEmbeddingSettings,
     InlineJobsSettings,
@@ -187,6 +188,7 @@ class VectorStoreSettings(BackendSettings):
         description=f"Vector store, one of {_kinds(vector_registry)}: faiss (files in the data "
         "dir) or milvus (scale-out).",
     )
+    faiss: FaissSettings = Field(default_factory=FaissSettings)
 
     _kind = _kind_validator(vector_registry)
 

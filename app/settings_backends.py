@@ -202,6 +202,26 @@ class FakeChatSettings(BaseModel):
     )
 
 
+class FaissSettings(BaseModel):
+    ann_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Vectors from which a collection is searched through an approximate IVF "
+        "index, built in the background (exact until it is ready); 0: always exact.",
+    )
+    ann_nlist: int = Field(
+        default=0,
+        ge=0,
+        description="IVF lists of a collection's approximate index (0: about 4 sqrt(n), "
+        "1024 at 100k vectors, 4096 at 1M).",
+    )
+    ann_nprobe: int = Field(
+        default=32,
+        ge=1,
+        description="IVF lists searched per query: more is slower and closer to exact.",
+    )
+
+
 class Bm25Settings(BaseModel):
     k1: float = Field(default=1.5, ge=0, description="BM25 term-frequency saturation.")
     b: float = Field(default=0.75, ge=0, le=1, description="BM25 document-length normalisation.")
