@@ -1,8 +1,8 @@
 """FAISS vector store: inner-product search, one index per collection, atomic files.
 
 A collection is searched exactly (a flat index) until it holds ``ann_threshold``
-vectors; then a background thread gives it an approximate IVF index, which serves
-its searches once built (``_faiss_ann`` has the design and why IVF).
+vectors; then a background thread gives it an approximate HNSW graph, which serves
+its searches once built (``_faiss_ann`` has the design and why HNSW).
 
 Layout under ``directory``::
 
@@ -42,6 +42,7 @@ from retrieval._sharded import ShardedIndex, Written, file_name
 from retrieval.errors import VectorStoreError
 from retrieval.vectorstores import _faiss_ann as ann
 from retrieval.vectorstores import _faiss_segments as segments
+from retrieval.vectorstores._faiss_graph import Graph
 from retrieval.vectorstores._faiss_segments import Segment
 from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
 from retrieval.vectorstores.manifest import (
@@ -67,11 +68,11 @@ def faiss_id(chunk_id: str) -> int:
 
 
 class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
-    """A ``VectorStore`` of FAISS inner-product indexes (flat, IVF once a collection is
-    big), persisted as segments.
+    """A ``VectorStore`` of FAISS inner-product indexes (flat, an HNSW graph once a
+    collection is big), persisted as segments.
 
-    ``background=False`` builds an IVF index inside the write that calls for it (for
-    tests and batch jobs); ``wait_until_built`` waits for background builds.
+    ``background=False`` builds a graph inside the write that calls for it (for tests
+    and batch jobs); ``wait_until_built`` waits for background builds.
     """
 
     def __init__(
@@ -81,20 +82,21 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         embedding_model: str,
         dimension: int,
         ann_threshold: int = ann.AnnOptions.threshold,
-        ann_nlist: int = ann.AnnOptions.nlist,
-        ann_nprobe: int = ann.AnnOptions.nprobe,
+        ann_m: int = ann.AnnOptions.m,
+        ann_ef_construction: int = ann.AnnOptions.ef_construction,
+        ann_ef_search: int = ann.AnnOptions.ef_search,
         background: bool = True,
     ) -> None:
         if dimension <= 0:
             raise VectorStoreError(f"dimension must be positive, got {dimension}")
-        if ann_threshold < 0 or ann_nlist < 0 or ann_nprobe < 1:
+        if ann_threshold < 0 or min(ann_m, ann_ef_construction, ann_ef_search) < 1:
             raise VectorStoreError(
-                f"invalid ANN settings: threshold {ann_threshold}, nlist {ann_nlist}, "
-                f"nprobe {ann_nprobe}"
+                f"invalid ANN settings: threshold {ann_threshold}, m {ann_m}, "
+                f"ef_construction {ann_ef_construction}, ef_search {ann_ef_search}"
             )
         super().__init__(directory, layout(FORMAT_VERSION), label="FAISS index")
         self.manifest = IndexManifest(embedding_model, dimension, BACKEND, FORMAT_VERSION)
-        self._ann = ann.AnnOptions(ann_threshold, ann_nlist, ann_nprobe)
+        self._ann = ann.AnnOptions(ann_threshold, ann_m, ann_ef_construction, ann_ef_search)
         self._background = background
         self._builds: list[threading.Thread] = []
         self._open(
@@ -171,10 +173,10 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
     # -- approximate indexes ---------------------------------------------------
 
     def approximate_collections(self) -> set[str]:
-        """The collections whose searches now go through an approximate (IVF) index."""
+        """The collections whose searches now go through an approximate index (a graph)."""
         with self._lock:
             self._check_open()
-            return {c for c, coll in self._shards.items() if coll.ann.trained}
+            return {c for c, coll in self._shards.items() if isinstance(coll.index, Graph)}
 
     def wait_until_built(self, timeout: float | None = None) -> bool:
         """Wait for the index builds under way; False if some still run after ``timeout``."""
@@ -199,15 +201,15 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         """Start the (re)builds the collections' sizes call for (under the lock)."""
         self._builds = [t for t in self._builds if t.is_alive()]
         for collection_id, coll in self._shards.items():
-            nlist = self._ann.plan(coll.ann, int(coll.index.ntotal))
-            if nlist is None:
+            graph = self._ann.plan(coll.ann, coll.index)
+            if graph is None:
                 continue
+            dimension = self.manifest.dimension
             build = ann.Build(
                 source=coll,
                 lock=self._lock,
                 current=functools.partial(self._holds, collection_id, coll),
-                nlist=nlist,
-                nprobe=self._ann.nprobe,
+                target=self._ann.graph(dimension) if graph else ann.new_flat(dimension),
                 label=f"collection {collection_id!r} of {self.directory}",
                 ids=np.fromiter(coll.members, dtype=np.int64, count=len(coll.members)),
                 then=self._maintain,

@@ -26,7 +26,7 @@ class TestFaissVectorStore(VectorStoreContract):
 
 
 class TestFaissApproximateVectorStore(VectorStoreContract):
-    """The same contract with every collection of two or more vectors on an IVF index,
+    """The same contract with every collection of two or more vectors on an HNSW graph,
     built inside the write that calls for it."""
 
     persists_only_on_flush = True

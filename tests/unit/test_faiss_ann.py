@@ -1,4 +1,4 @@
-"""Big FAISS collections get an approximate (IVF) index in the background: same top hits
+"""Big FAISS collections get an approximate index (HNSW) in the background: same top hits
 as exact search, every write honoured during and after the build, close() safe."""
 
 from __future__ import annotations
@@ -114,16 +114,20 @@ def test_the_collection_filter_holds_on_approximate_indexes(
         assert {h.collection_id for h in hits} == {"two"}
 
 
-def test_k_hits_come_back_even_when_the_probed_lists_hold_fewer(
-    make: Callable[..., FaissVectorStore],
+def test_k_hits_come_back_from_a_graph_that_is_mostly_dead(
+    make: Callable[..., FaissVectorStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = make(background=False, ann_nprobe=1)
+    monkeypatch.setattr(ann, "DEAD_FRACTION", 1.0)  # never rebuilt without the dead rows
+    store = make(background=False, ann_ef_search=8, ann_threshold=100)
     data = clustered(1_500, 17)
     store.upsert(records(data))
+    store.delete_documents([f"d{i}" for i in range(150) if i % 20])  # 80 vectors left
     assert store.approximate_collections() == {"big"}
-    hits = store.search(data[0], k=300)
-    assert len({h.chunk_id for h in hits}) == 300
+    hits = store.search(data[0], k=50)
+    assert len({h.chunk_id for h in hits}) == 50
+    assert all(int(h.chunk_id[1:]) // 10 % 20 == 0 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len(store.search(data[0], k=100)) == 80
 
 
 def test_searches_are_exact_until_the_build_is_ready(
@@ -150,7 +154,7 @@ def test_writes_during_a_build_are_honoured(
     data = clustered(2_000, 6)
     store = make()
     store.upsert(records(data))
-    assert waiting.wait(30)  # c0-c199 copied, the rest not yet
+    assert waiting.wait(30)  # c0-c399 copied, the rest not yet
     fresh = clustered(4, 7)
     store.upsert(
         [
@@ -240,7 +244,7 @@ def test_close_during_a_build_neither_crashes_nor_hangs(
     assert again.count() == 2_000
 
 
-def test_close_while_training_returns(
+def test_close_right_after_a_build_started_returns(
     make: Callable[..., FaissVectorStore], caplog: pytest.LogCaptureFixture
 ) -> None:
     store = make()
@@ -273,7 +277,7 @@ def test_a_failed_build_leaves_the_collection_searchable(
     def broken(*args: Any) -> Any:
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(ann, "_kmeans", broken)
+    monkeypatch.setattr(ann.Graph, "add_with_ids", broken)
     data = clustered(1_500, 14)
     store = make()
     store.upsert(records(data))
@@ -287,17 +291,9 @@ def test_a_failed_build_leaves_the_collection_searchable(
     assert "failed" in errors[0].getMessage()
 
 
-def test_nlist_grows_with_the_collection_and_needs_enough_training_points() -> None:
-    options = ann.AnnOptions()
-    assert options.nlist_for(100_000) == 1_024
-    assert options.nlist_for(1_000_000) == 4_096
-    assert options.nlist_for(50) == 1
-    assert ann.AnnOptions(nlist=256).nlist_for(1_000) == 1_000 // ann.MIN_POINTS_PER_LIST
-
-
 def test_invalid_ann_settings_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(VectorStoreError, match="nprobe"):
-        FaissVectorStore(tmp_path, embedding_model=MODEL, dimension=DIM, ann_nprobe=0)
+    with pytest.raises(VectorStoreError, match="ef_search"):
+        FaissVectorStore(tmp_path, embedding_model=MODEL, dimension=DIM, ann_ef_search=0)
 
 
 def test_settings_reach_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -305,7 +301,7 @@ def test_settings_reach_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from app.settings import Settings
 
     monkeypatch.setenv("LANTERN_VECTOR_STORE__FAISS__ANN_THRESHOLD", "1000")
-    monkeypatch.setenv("LANTERN_VECTOR_STORE__FAISS__ANN_NPROBE", "4")
+    monkeypatch.setenv("LANTERN_VECTOR_STORE__FAISS__ANN_EF_SEARCH", "16")
     settings = Settings(data_dir=tmp_path, embedding={"kind": "fake", "fake": {"dimension": DIM}})
     container = Container(settings)
     try:
