@@ -43,6 +43,7 @@ from app.services.ratelimit import LoginThrottle, RateLimiter
 from app.services.search import SearchService
 from app.services.status import StatusService
 from app.settings import Settings
+from app.settings_backends import section_options
 from ingestion.blobstore import BlobStore
 from ingestion.chunking import Chunker
 from ingestion.jobs import JobRunner
@@ -57,6 +58,7 @@ from llm.registry import create_chat_model
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.cache import EmbeddingCache
 from retrieval.embedders.registry import create_embedder
+from retrieval.errors import VectorStoreError
 from retrieval.hybrid import HybridRetriever
 from retrieval.lexical.base import LexicalIndex
 from retrieval.lexical.registry import create_lexical_index
@@ -124,19 +126,21 @@ class Container:
 
     @property
     def lexical_dir(self) -> Path:
-        return self.settings.index_dir / self.settings.lexical.kind
+        return self.settings.index_dir / self.settings.lexical_kind
 
     @cached_property
     def vectors(self) -> VectorStore:
         return self.open_vector_store(self.vector_dir)
 
     def open_vector_store(self, directory: os.PathLike[str]) -> VectorStore:
+        store = self.settings.vector_store
         return create_vector_store(
-            self.settings.vector_store.kind,
+            store.kind,
+            context={"milvus": self._milvus_connection()} if store.kind == "milvus" else None,
             directory=directory,
             embedding_model=self.embedder.model_name,
             dimension=self.embedder.dimension,
-            **self.settings.vector_store.options(),
+            **store.options(),
         )
 
     @cached_property
@@ -144,11 +148,36 @@ class Container:
         return self.open_lexical_index(self.lexical_dir)
 
     def open_lexical_index(self, directory: os.PathLike[str]) -> LexicalIndex:
-        lexical = self.settings.lexical
+        kind = self.settings.lexical_kind
+        context: dict[str, Any] = {
+            "directory": Path(directory),
+            "cache_dir": self.settings.data_dir / "cache",
+        }
+        if kind == "milvus":
+            context["milvus"] = self._milvus_connection()
         return create_lexical_index(
-            lexical.kind,
-            context={"directory": Path(directory), "cache_dir": self.settings.data_dir / "cache"},
-            **lexical.options(),
+            kind, context=context, **self.settings.lexical.options_for(kind)
+        )
+
+    def _milvus_connection(self) -> Any:
+        """Where the Milvus backends connect (pymilvus is imported only when one is used)."""
+        try:
+            from retrieval._milvus import MilvusConnection
+        except ModuleNotFoundError as e:
+            raise VectorStoreError(
+                f"the 'milvus' backends need {e.name!r}, which is not installed; "
+                "pip install 'lantern[milvus]'"
+            ) from e
+        m = self.settings.milvus
+        secret = section_options(self.settings, "milvus")
+        return MilvusConnection(
+            uri=self.settings.milvus_uri,
+            token=secret["token"],
+            user=m.user,
+            password=secret["password"],
+            db_name=m.db_name,
+            prefix=m.collection_prefix,
+            timeout_s=m.timeout_s,
         )
 
     @cached_property

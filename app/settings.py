@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.settings_backends import (
@@ -23,6 +23,8 @@ from app.settings_backends import (
     FakeEmbeddingSettings,
     InlineJobsSettings,
     LlamaCppSettings,
+    MilvusSettings,
+    MilvusVectorSettings,
     OnnxEmbeddingSettings,
     OpenAISettings,
     _kind_validator,
@@ -38,6 +40,8 @@ from app.settings_backends import (
     section_options,
     vector_registry,
 )
+
+LEXICAL_AUTO = "auto"
 
 
 class DatabaseSettings(BaseModel):
@@ -79,10 +83,24 @@ class EmbeddingSettings(BackendSettings):
         description="Prefix for queries (bge's retrieval instruction). Empty picks the right "
         "one for known bge models and none otherwise.",
     )
+    languages: list[str] | None = Field(
+        default=None,
+        description="ISO 639-1 codes of the languages the model covers (`*`: all). Empty: "
+        "known from the model name (bge-m3, multilingual models: all; bge-*-en, MiniLM: "
+        "en). In hybrid search a query in another script is ranked by BM25 alone.",
+    )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per encode batch.")
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1, mps.")
     onnx: OnnxEmbeddingSettings = Field(default_factory=OnnxEmbeddingSettings)
     fake: FakeEmbeddingSettings = Field(default_factory=FakeEmbeddingSettings)
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """``en,de`` as well as ``["en", "de"]``; an empty string is "unset"."""
+        if isinstance(value, str):
+            return [v for v in (p.strip() for p in value.split(",")) if v] or None
+        return value
 
     _legacy = _moves("embedding", {"backend": ("kind",), "quantize": ("onnx", "quantize")})
     _kind = _kind_validator(embedder_registry)
@@ -186,20 +204,35 @@ class VectorStoreSettings(BackendSettings):
     kind: str = Field(
         default="faiss",
         description=f"Vector store, one of {_kinds(vector_registry)}: faiss (files in the data "
-        "dir) or milvus (scale-out).",
+        "dir) or milvus (milvus-lite or a Milvus server, see LANTERN_MILVUS__URI; the lexical "
+        "index follows).",
     )
     faiss: FaissSettings = Field(default_factory=FaissSettings)
+    milvus: MilvusVectorSettings = Field(default_factory=MilvusVectorSettings)
 
     _kind = _kind_validator(vector_registry)
 
 
 class LexicalSettings(BackendSettings):
     kind: str = Field(
-        default="bm25", description=f"Lexical index, one of {_kinds(lexical_registry)}."
+        default=LEXICAL_AUTO,
+        description=f"Lexical index, one of {_kinds(lexical_registry, LEXICAL_AUTO)}. auto: "
+        "milvus (Milvus full-text BM25) when the vector store is milvus, else bm25. The bm25 "
+        "settings apply to both.",
     )
     bm25: Bm25Settings = Field(default_factory=Bm25Settings)
 
-    _kind = _kind_validator(lexical_registry)
+    _kind = _kind_validator(lexical_registry, also=(LEXICAL_AUTO,))
+
+    def resolved_kind(self, vector_kind: str) -> str:
+        """The backend ``kind`` stands for (``auto``: the one that goes with the vector store)."""
+        if self.kind != LEXICAL_AUTO:
+            return self.kind
+        return "milvus" if vector_kind == "milvus" else "bm25"
+
+    def options_for(self, kind: str) -> dict[str, Any]:
+        """``kind``'s constructor settings: Milvus's BM25 takes the bm25 section's."""
+        return section_options(self, "bm25" if kind == "milvus" else kind)
 
 
 class JobsSettings(BackendSettings):
@@ -350,6 +383,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     lexical: LexicalSettings = Field(default_factory=LexicalSettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
@@ -398,6 +432,16 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def lexical_kind(self) -> str:
+        """The lexical index's kind, ``auto`` resolved against the vector store."""
+        return self.lexical.resolved_kind(self.vector_store.kind)
+
+    @property
+    def milvus_uri(self) -> str:
+        """``milvus.uri``, or the milvus-lite file in the index directory."""
+        return self.milvus.uri or str(self.index_dir / "milvus.db")
 
     @property
     def blob_dir(self) -> Path:

@@ -234,6 +234,43 @@ class Bm25Settings(BaseModel):
     stopwords: bool = Field(default=True, description="Drop the language's stop words.")
 
 
+class MilvusSettings(BaseModel):
+    """Where the Milvus vector store and lexical index live (kind ``milvus``)."""
+
+    uri: str | None = Field(
+        default=None,
+        description="A milvus-lite file (`*.db`, in-process) or a server, "
+        "`http://host:19530` (standalone or cluster). Empty: <data_dir>/index/milvus.db.",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Milvus token (`user:password` or an API key)."
+    )
+    user: str | None = Field(default=None, description="Milvus user (with password).")
+    password: SecretStr | None = Field(default=None, description="Milvus user's password.")
+    db_name: str | None = Field(
+        default=None, description="Milvus database (empty: the server's `default`)."
+    )
+    collection_prefix: str = Field(
+        default="lantern_",
+        description="Prefix of Lantern's Milvus collection aliases (`<prefix>milvus_vectors`, "
+        "`<prefix>milvus_lexical`): deployments sharing a server use different prefixes.",
+    )
+    timeout_s: float = Field(default=30.0, gt=0, description="Seconds a Milvus call may take.")
+
+
+class MilvusVectorSettings(BaseModel):
+    index_type: str = Field(
+        default="HNSW", description="Milvus vector index: HNSW, FLAT (exact), IVF_FLAT..."
+    )
+    hnsw_m: int = Field(default=16, ge=2, le=2048, description="HNSW links per node (M).")
+    hnsw_ef_construction: int = Field(
+        default=200, ge=1, description="HNSW build depth (efConstruction)."
+    )
+    ef_search: int = Field(
+        default=64, ge=1, description="HNSW search depth (ef), at least the k asked for."
+    )
+
+
 class InlineJobsSettings(BaseModel):
     workers: int = Field(default=2, ge=1, le=64, description="In-process ingestion threads.")
     poll_seconds: float = Field(

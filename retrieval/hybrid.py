@@ -18,6 +18,7 @@ from typing import Literal, TypeVar, overload
 from retrieval.embedders.base import Embedder
 from retrieval.errors import RerankError
 from retrieval.fusion import DEFAULT_RRF_K, rrf
+from retrieval.language import reads
 from retrieval.lexical.base import LexicalIndex
 from retrieval.rerankers.base import Reranker
 from retrieval.vectorstores.base import VectorStore
@@ -78,6 +79,9 @@ class RetrievalResult(Sequence[RetrievedChunk]):
     #: Cosine of the closest chunk in the allowed collections (None without a dense
     #: search): an evidence signal callers can abstain on without searching again.
     top_dense_score: float | None = None
+    #: False when the embedder does not read the query's language (``retrieval.language``):
+    #: then a hybrid search ranked by BM25 alone, without a dense search.
+    dense_voted: bool = True
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -188,6 +192,12 @@ class HybridRetriever:
         started = time.perf_counter()
         if not query.strip() or k <= 0 or (collections is not None and not collections):
             return RetrievalResult((), mode=mode)
+        voted = True
+        hybrid = mode in ("hybrid", "hybrid+rerank")
+        if hybrid and self.lexical is not None and self.embedder is not None:
+            # An embedder that does not know the query's language returns noise that
+            # would outvote BM25.
+            voted = reads(query, self.embedder.languages)
         t: dict[str, float] = {}
         candidates: dict[str, _Candidate] = {}
         dense_ids: list[str] = []
@@ -195,7 +205,8 @@ class HybridRetriever:
         seen_lexical: set[str] = set()
         top_dense: float | None = None
 
-        if mode != "bm25" and self.embedder is not None and self.vectors is not None:
+        dense = voted and mode != "bm25"
+        if dense and self.embedder is not None and self.vectors is not None:
             t0 = time.perf_counter()
             qv = self.embedder.embed_query(query)[0]
             t["embed_ms"] = _ms(t0)
@@ -279,6 +290,7 @@ class HybridRetriever:
             mode,
             rerank_skipped=mode == "hybrid+rerank" and not reranked,
             top_dense_score=top_dense,
+            dense_voted=voted,
         )
 
 

@@ -7,6 +7,11 @@ is not running the second variant is skipped with a reason, unless
 ``LANTERN_TEST_REQUIRE_POSTGRES=1`` (set by CI) turns that into a failure.
 ``LANTERN_TEST_DATABASE=sqlite`` (or ``postgresql``) runs one variant only.
 
+``settings`` reads the environment like the product does, so
+``LANTERN_VECTOR_STORE__KIND=milvus`` runs every test that builds a container on the
+Milvus vector store and lexical index, in a milvus-lite database in the test's data
+dir. The API suite (``tests/api/conftest.py``) runs on both stores by itself.
+
 The embedder is the bundled all-MiniLM-L6-v2, loaded once per session.
 """
 
@@ -43,7 +48,13 @@ def _pg_unavailable(reason: str) -> NoReturn:
 @pytest.fixture(params=_backends())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL for one test."""
-    if request.param == "sqlite":
+    yield from fresh_database(request.param, tmp_path)
+
+
+def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of a new empty database of ``kind`` (``sqlite``, ``postgresql``),
+    dropped afterwards."""
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'lantern.db'}"
         return
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from app.cli.common import console
-from app.settings import get_settings
+from app.settings import LEXICAL_AUTO, get_settings
 from app.settings_backends import (
     chat_registry,
     chat_registry_auto,
@@ -24,7 +24,7 @@ def backends() -> None:
     rows = [
         ("embedding", embedder_registry.kinds(), s.embedding.kind),
         ("vector_store", vector_registry.kinds(), s.vector_store.kind),
-        ("lexical", lexical_registry.kinds(), s.lexical.kind),
+        ("lexical", [LEXICAL_AUTO, *lexical_registry.kinds()], s.lexical.kind),
         ("reranker", reranker_registry.kinds(), s.reranker.kind),
         ("llm", [chat_registry_auto, *chat_registry.kinds()], s.llm.kind),
         ("jobs", jobs_registry.kinds(), s.jobs.kind),

@@ -26,9 +26,17 @@ MODES = ("dense", "bm25", "hybrid", "hybrid+rerank")
 @eval_app.command("retrieval")
 def eval_retrieval(
     beir: Annotated[
-        Path,
+        Path | None,
         typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
-    ],
+    ] = None,
+    squad: Annotated[
+        Path | None,
+        typer.Option(
+            "--squad",
+            help="SQuAD-format JSON (SQuAD 1.1/2.0, CMRC 2018): each paragraph is a document, "
+            "each answerable question's relevant document is its paragraph.",
+        ),
+    ] = None,
     mode: Annotated[
         list[str], typer.Option("--mode", help="dense|bm25|hybrid|hybrid+rerank (repeatable).")
     ] = ["hybrid"],  # noqa: B006 - typer reads the default, never mutates it
@@ -38,19 +46,39 @@ def eval_retrieval(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """nDCG@10, Recall@10/100, MRR@10 and p50/p95 query latency on a BEIR dataset."""
-    from retrieval.evaluation.runner import evaluate_beir
+    """nDCG@10, Recall@5/10/100, MRR@10 and p50/p95 query latency on a BEIR dataset or a
+    SQuAD-format file."""
+    from retrieval.evaluation.beir import DatasetError, load_beir
+    from retrieval.evaluation.runner import evaluate_dataset
+    from retrieval.evaluation.squad import load_squad, squad_as_beir
 
     bad = [m for m in mode if m not in MODES]
     if bad:
         err_console.print(f"[red]unknown mode {bad[0]!r}; choose from {', '.join(MODES)}[/]")
         raise typer.Exit(2)
-    if not (beir / "corpus.jsonl").exists():
+    if (beir is None) == (squad is None):
+        err_console.print("[red]give exactly one of --beir FOLDER or --squad FILE[/]")
+        raise typer.Exit(2)
+    if beir is not None and not (beir / "corpus.jsonl").exists():
         err_console.print(f"[red]{beir} is not a BEIR folder (no corpus.jsonl)[/]")
         raise typer.Exit(2)
+    try:
+        if beir is not None:
+            data = load_beir(beir)
+        else:
+            squad_set = load_squad(squad or "")
+            if squad_set.skipped:
+                err_console.print(
+                    f"[yellow]{len(squad_set.skipped)} questions skipped "
+                    f"(first: {squad_set.skipped[0]})[/]"
+                )
+            data = squad_as_beir(squad_set)
+    except DatasetError as e:
+        err_console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
     c = Container(get_settings())
     try:
-        work = workdir or c.settings.data_dir / "eval" / beir.resolve().name
+        work = workdir or c.settings.data_dir / "eval" / (beir or squad or Path()).resolve().name
         reranker = None
         if "hybrid+rerank" in mode:
             from retrieval.rerankers.registry import create_reranker
@@ -65,8 +93,8 @@ def eval_retrieval(
                 def progress(stage: str, done: int, total: int, t: Any = task, m: str = m) -> None:
                     bar.update(t, description=f"{m}: {stage}", completed=done, total=total)
 
-                report = evaluate_beir(
-                    beir,
+                report = evaluate_dataset(
+                    data,
                     mode=m,  # type: ignore[arg-type]
                     embedder=c.embedder if m != "bm25" else None,
                     lexical_factory=c.open_lexical_index if m != "dense" else None,
@@ -83,7 +111,7 @@ def eval_retrieval(
         print(json.dumps([asdict(rep) for rep in reports], indent=2))
         return
     rows = [rep.as_row() for rep in reports]
-    table = Table(title=f"{beir.name} ({reports[0].embedding_model or 'no embedder'})")
+    table = Table(title=f"{data.name} ({reports[0].embedding_model or 'no embedder'})")
     for col in rows[0]:
         table.add_column(col, justify="right")
     for row in rows:

@@ -77,7 +77,6 @@ def _gguf_pair(
     settings: Settings, run_dir: Path, quant: str, say: Say
 ) -> Iterator[tuple[ChatModel, ChatModel]]:
     from llm.finetune.export import export_base_gguf, export_gguf
-
     from llm.versioned import gguf_model
 
     candidate_file = export_gguf(run_dir, quant, progress=say)

@@ -1,4 +1,9 @@
-"""Rebuild the vector index from the database (after a model change or index damage)."""
+"""Rebuild the vector index from the database (after a model change or index damage).
+
+File indexes are built in a staging directory that then replaces the live one; an
+index on a database server (Milvus) is ``Promotable``: it is built under a staging
+name and then takes the live index's place itself.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +25,17 @@ from retrieval.vectorstores.base import VectorRecord, VectorStore
 log = logging.getLogger(__name__)
 
 BATCH = 256
+T = TypeVar("T", VectorStore, LexicalIndex)
+
+
+@runtime_checkable
+class Promotable(Protocol):
+    """An index that lives outside the file system, so its directory cannot be renamed."""
+
+    def promote(self, directory: Path) -> None:
+        """Replace the index opened at ``directory`` with this one, in one step."""
+
+    def clear(self) -> None: ...
 
 
 def rebuild_index(
@@ -35,12 +52,12 @@ def rebuild_index(
     indexes built beside the live ones, then swap them in. Search keeps working on the
     old indexes until the swap; a crash mid-way leaves them untouched. Returns the count."""
     staging = _staging(directory)
-    store = open_store(staging)
+    store = _fresh(open_store(staging))
     lexical = None
     lexical_staging = None
     if lexical_dir is not None and open_lexical is not None:
         lexical_staging = _staging(lexical_dir)
-        lexical = open_lexical(lexical_staging)
+        lexical = _fresh(open_lexical(lexical_staging))
     with sessions() as s:
         q = (
             select(Chunk, Document.collection_id, Document.title)
@@ -67,12 +84,11 @@ def rebuild_index(
     for index in (store, lexical):
         if index is not None:
             index.flush()
-            index.close()
     if progress:
         progress(done, total)
-    _swap(staging, directory)
-    if lexical_dir is not None and lexical_staging is not None:
-        _swap(lexical_staging, lexical_dir)
+    _replace(store, staging, directory)
+    if lexical is not None and lexical_dir is not None and lexical_staging is not None:
+        _replace(lexical, lexical_staging, lexical_dir)
     log.info("reindexed %d chunks with %s", done, embedder.model_name)
     return done
 
@@ -81,6 +97,26 @@ def _staging(directory: Path) -> Path:
     staging = directory.with_name(directory.name + ".rebuild")
     shutil.rmtree(staging, ignore_errors=True)
     return staging
+
+
+def _fresh(index: T) -> T:
+    """A server-side staging index emptied of what a crashed rebuild left in it (a staging
+    directory is removed instead)."""
+    if isinstance(index, Promotable):
+        index.clear()
+    return index
+
+
+def _replace(index: VectorStore | LexicalIndex, staging: Path, directory: Path) -> None:
+    """Put the flushed staging ``index`` in the place of the one at ``directory``."""
+    if isinstance(index, Promotable):
+        try:
+            index.promote(directory)
+        finally:
+            index.close()
+        return
+    index.close()
+    _swap(staging, directory)
 
 
 def _swap(staging: Path, directory: Path) -> None:

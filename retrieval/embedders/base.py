@@ -29,6 +29,9 @@ class Embedder(Protocol):
     max_tokens: int
     #: True when the configured model could not load and a bundled fallback is in use.
     is_fallback: bool
+    #: ISO 639-1 codes of the languages the model was trained on, or ``{"*"}`` for a
+    #: multilingual one: the hybrid retriever gives a query in other scripts to BM25.
+    languages: frozenset[str]
     tokenizer: Tokenizer
 
     def embed_documents(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.sentence_transformer import load_sentence_transformer
@@ -23,6 +24,7 @@ def load_onnx(
     fallback: bool = True,
     query_instruction: str | None = None,
     batch_size: int = 32,
+    languages: Collection[str] | None = None,
 ) -> Embedder:
     """``model`` exported once into ``cache_dir`` and run on onnxruntime; ``quantize`` uses
     dynamic int8 weights (faster, cosine ~0.99 to torch)."""
@@ -33,6 +35,7 @@ def load_onnx(
         fallback=fallback,
         query_instruction=query_instruction,
         batch_size=batch_size,
+        languages=languages,
     )
     if device != "cpu":
         log.warning("the onnx embedding backend runs on CPU only; using torch on %s", device)

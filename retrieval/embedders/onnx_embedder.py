@@ -150,6 +150,7 @@ class OnnxEmbedder:
         query_instruction: str = "",
         batch_size: int = 32,
         threads: int | None = None,
+        languages: frozenset[str] = frozenset({"*"}),
     ) -> None:
         import onnxruntime as ort
 
@@ -177,6 +178,7 @@ class OnnxEmbedder:
         self.query_instruction = query_instruction
         self.batch_size = batch_size
         self.tokenizer = token_spans
+        self.languages = languages
 
     def embed_documents(
         self, texts: Sequence[str], *, progress: ProgressFn | None = None
@@ -291,6 +293,7 @@ def _load(
             query_instruction=reference.query_instruction,
             batch_size=reference.batch_size,
             threads=threads,
+            languages=reference.languages,
         )
         worst = _worst_cosine(embedder, reference)
         if not worst >= min_cosine:

@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -15,7 +15,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from retrieval.embedders.base import Matrix, ProgressFn, Tokenizer
+from retrieval.embedders.languages import model_languages
 from retrieval.errors import EmbeddingError
+from retrieval.language import normalise_languages
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class SentenceTransformerEmbedder:
         query_instruction: str | None = None,
         batch_size: int = 32,
         model_path: str | None = None,
+        languages: Collection[str] | None = None,
     ) -> None:
         self._model = model
         self.model_name = model_name
@@ -98,6 +101,9 @@ class SentenceTransformerEmbedder:
             else query_instruction
         )
         self.tokenizer: Tokenizer = HFTokenizer(model.tokenizer)
+        self.languages = (
+            model_languages(model_name) if languages is None else normalise_languages(languages)
+        )
 
     @property
     def sentence_transformer(self) -> Any:
@@ -192,9 +198,12 @@ def load_sentence_transformer(
     fallback: bool = True,
     query_instruction: str | None = None,
     batch_size: int = 32,
+    languages: Collection[str] | None = None,
 ) -> SentenceTransformerEmbedder:
     """Load ``model`` from a local path, the HF cache, or the hub (in that order);
-    fall back to the bundled all-MiniLM-L6-v2 with a loud warning."""
+    fall back to the bundled all-MiniLM-L6-v2 with a loud warning. ``languages``
+    declares what ``model`` covers (default: known from its name); the fallback is
+    English whatever ``languages`` says."""
     path, errors = resolve_model_path(model, allow_download=allow_download)
     if path is not None:
         try:
@@ -209,6 +218,7 @@ def load_sentence_transformer(
                 query_instruction=query_instruction,
                 batch_size=batch_size,
                 model_path=path,
+                languages=languages,
             )
     reason = "; ".join(e.splitlines()[0][:200] for e in errors)
     fallback_path = bundled_fallback_path()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from retrieval.embedders.base import Matrix, ProgressFn
+from retrieval.language import MULTILINGUAL
 
 _WORD = re.compile(r"\w+")
 
@@ -26,6 +27,7 @@ class FakeEmbedder:
     vector, and nothing is downloaded."""
 
     is_fallback = False
+    languages = MULTILINGUAL  # words are hashed whatever their script
 
     def __init__(
         self, *, dimension: int = 64, max_tokens: int = 512, model_name: str = "fake"

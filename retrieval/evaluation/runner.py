@@ -1,4 +1,5 @@
-"""Evaluate a retrieval mode on a BEIR-format dataset (``lantern eval retrieval --beir``).
+"""Evaluate a retrieval mode on a BEIR-format dataset (``lantern eval retrieval --beir``,
+or ``--squad``: a SQuAD-format file read by ``retrieval.evaluation.squad``).
 
 The corpus (title + text, one chunk per document, one collection) is indexed into a
 vector store and a BM25 index under ``workdir``; every judged query then goes through
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,7 @@ Progress = Callable[[str, int, int], None]
 class EvalReport:
     mode: str
     ndcg10: float
+    recall5: float
     recall10: float
     recall100: float
     mrr10: float
@@ -70,6 +73,7 @@ class EvalReport:
         return {
             "mode": self.mode,
             "nDCG@10": round(self.ndcg10 * 100, 2),
+            "Recall@5": round(self.recall5 * 100, 2),
             "Recall@10": round(self.recall10 * 100, 2),
             "Recall@100": round(self.recall100 * 100, 2),
             "MRR@10": round(self.mrr10 * 100, 2),
@@ -80,8 +84,14 @@ class EvalReport:
         }
 
 
-def evaluate_beir(
-    folder: str | Path,
+def evaluate_beir(folder: str | Path, *, split: str = "test", **options: Any) -> EvalReport:
+    """Index a BEIR folder's corpus and score a mode on its judged queries (the options
+    are ``evaluate_dataset``'s)."""
+    return evaluate_dataset(load_beir(folder, split=split), **options)
+
+
+def evaluate_dataset(
+    data: BeirDataset,
     *,
     mode: Mode,
     embedder: Embedder | None,
@@ -91,12 +101,11 @@ def evaluate_beir(
     batch_size: int = 256,
     progress: Progress | None = None,
     reranker: Reranker | None = None,
-    split: str = "test",
     weights: tuple[float, float] = (1.0, 1.0),
     rrf_k: float = DEFAULT_RRF_K,
     ignore_identical_ids: bool = True,
 ) -> EvalReport:
-    """Index ``folder``'s corpus and score ``mode`` on its judged queries.
+    """Index ``data``'s corpus and score ``mode`` on its judged queries.
 
     ``embedder`` may be None for ``bm25``; ``lexical_factory`` may be None for ``dense``.
     ``ignore_identical_ids`` drops a hit whose id equals the query's id, as BEIR does.
@@ -111,7 +120,6 @@ def evaluate_beir(
         raise ValueError(f"mode {mode!r} needs a lexical index")
     if mode == "hybrid+rerank" and reranker is None:
         log.warning("no reranker loaded: hybrid+rerank is scored as plain hybrid")
-    data = load_beir(folder, split=split)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     ids = list(data.corpus)
@@ -185,7 +193,13 @@ def _run_queries(
     retriever.retrieve(first, k=DEPTH, collections=collections, mode=mode)  # warm-up
     latencies: list[float] = []
     stages: dict[str, list[float]] = {}
-    scores: dict[str, list[float]] = {"ndcg10": [], "recall10": [], "recall100": [], "mrr10": []}
+    scores: dict[str, list[float]] = {
+        "ndcg10": [],
+        "recall5": [],
+        "recall10": [],
+        "recall100": [],
+        "mrr10": [],
+    }
     total = len(data.queries)
     for n, (qid, query) in enumerate(data.queries.items(), start=1):
         t0 = time.perf_counter()
@@ -198,6 +212,7 @@ def _run_queries(
         ]
         qrels = data.qrels[qid]
         scores["ndcg10"].append(ndcg_at_k(ranked, qrels, 10))
+        scores["recall5"].append(recall_at_k(ranked, qrels, 5))
         scores["recall10"].append(recall_at_k(ranked, qrels, 10))
         scores["recall100"].append(recall_at_k(ranked, qrels, 100))
         scores["mrr10"].append(mrr_at_k(ranked, qrels, 10))
@@ -207,6 +222,7 @@ def _run_queries(
     return EvalReport(
         mode=mode,
         ndcg10=_mean(scores["ndcg10"]),
+        recall5=_mean(scores["recall5"]),
         recall10=_mean(scores["recall10"]),
         recall100=_mean(scores["recall100"]),
         mrr10=_mean(scores["mrr10"]),

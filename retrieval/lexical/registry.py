@@ -14,6 +14,7 @@ REGISTRY: Registry[LexicalIndex] = Registry(
     {
         "bm25": Backend("retrieval.lexical.bm25_index", "Bm25Index", None),
         "fake": Backend("retrieval.lexical.testing", "FakeLexicalIndex", None),
+        "milvus": Backend("retrieval.lexical.milvus_index", "MilvusLexicalIndex", "milvus"),
     },
     error=LexicalIndexError,
 )

@@ -14,7 +14,6 @@ REGISTRY: Registry[VectorStore] = Registry(
     {
         "faiss": Backend("retrieval.vectorstores.faiss_store", "FaissVectorStore", None),
         "fake": Backend("retrieval.vectorstores.testing", "FakeVectorStore", None),
-        # Reserved: picked up as soon as retrieval/vectorstores/milvus_store.py exists.
         "milvus": Backend("retrieval.vectorstores.milvus_store", "MilvusVectorStore", "milvus"),
     },
     error=VectorStoreError,

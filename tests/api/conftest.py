@@ -1,18 +1,60 @@
 """Fixtures for API tests: the app in-process over the shared container, and users.
 
 ``app`` is the whole web app (API and UI, as ``lantern serve`` runs it); a test of
-the API alone can call ``app.api.app.create_app`` itself."""
+the API alone can call ``app.api.app.create_app`` itself.
+
+Every API test runs on the FAISS store and BM25 index (on SQLite and PostgreSQL) and
+on the Milvus vector store and lexical index (milvus-lite, on SQLite): the whole
+product, permission canaries included, must behave the same on both.
+``LANTERN_TEST_VECTOR_STORE=faiss`` (or ``milvus``) runs one store only; the Milvus
+variant skips where pymilvus or milvus-lite is not installed.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import build_app
+from tests.conftest import _backends, fresh_database
+
+
+def _variants() -> list[tuple[str, str]]:
+    stores = (
+        [os.environ["LANTERN_TEST_VECTOR_STORE"]]
+        if os.environ.get("LANTERN_TEST_VECTOR_STORE")
+        else ["faiss", "milvus"]
+    )
+    databases = _backends()
+    variants = [(db, "faiss") for db in databases if "faiss" in stores]
+    # Milvus on one database: the database and the index are independent of each other.
+    if "milvus" in stores:
+        variants.append((databases[0], "milvus"))
+    return variants
+
+
+@pytest.fixture(params=_variants(), ids=lambda v: "-".join(v))
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh database, with the vector store of this variant in the environment that
+    ``settings`` reads."""
+    database, store = request.param
+    if store == "milvus" and not all(
+        importlib.util.find_spec(m) for m in ("pymilvus", "milvus_lite")
+    ):
+        pytest.skip("pymilvus and milvus-lite are not installed (pip install -e '.[dev]')")
+    monkeypatch.setenv("LANTERN_VECTOR_STORE__KIND", store)
+    monkeypatch.delenv("LANTERN_LEXICAL__KIND", raising=False)  # auto: follows the store
+    yield from fresh_database(database, tmp_path)
+
 
 ADMIN = ("admin@example.com", "admin-password-1")
 MEMBER = ("member@example.com", "member-password-1")

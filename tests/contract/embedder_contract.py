@@ -22,6 +22,15 @@ class EmbedderContract:
         assert embedder.dimension > 0
         assert embedder.max_tokens > 0
 
+    def test_declares_the_languages_it_reads(self, embedder: Embedder) -> None:
+        # ISO 639-1 codes or "*": the hybrid retriever decides on them whether the
+        # dense list votes for a query.
+        assert isinstance(embedder.languages, frozenset)
+        assert embedder.languages
+        assert all(
+            code == "*" or (len(code) == 2 and code.islower()) for code in embedder.languages
+        )
+
     def test_one_normalised_float32_row_per_text(self, embedder: Embedder) -> None:
         vectors = embedder.embed_documents(SENTENCES)
         assert vectors.shape == (len(SENTENCES), embedder.dimension)

@@ -117,6 +117,9 @@ def test_chinese_text_is_chunked_within_budget(tokenizer) -> None:  # type: igno
     assert len(chunks) > 1
     assert all(c.token_count <= 64 for c in chunks)
     assert all(doc.pages[0].text[c.char_start : c.char_end] == c.text for c in chunks)
+    # Cut after a full stop (。), never inside a sentence, and about a character a token.
+    assert all(c.text.endswith("。") for c in chunks[:-1])
+    assert all(len(c.text) >= 32 for c in chunks[:-1])
 
 
 def one_word(n: int) -> str:

@@ -115,6 +115,23 @@ def test_reindex_rebuilds_search(cli: Any, folder: Path, settings: Any) -> None:
     assert [h["chunk_id"] for h in after] == [h["chunk_id"] for h in before]
 
 
+def test_moving_from_faiss_to_milvus_is_one_reindex(
+    cli: Any, folder: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("milvus_lite")
+    monkeypatch.setenv("LANTERN_VECTOR_STORE__KIND", "faiss")
+    (folder / "broken.pdf").unlink()
+    cli("ingest", str(folder), "--no-progress")
+    before = json.loads(cli("search", "holiday", "--json").output)
+    monkeypatch.setenv("LANTERN_VECTOR_STORE__KIND", "milvus")
+    assert json.loads(cli("search", "holiday", "--json").output) == []  # Milvus is empty
+    r = cli("reindex")
+    assert r.exit_code == 0, r.output
+    after = json.loads(cli("search", "holiday", "--json").output)
+    assert [h["chunk_id"] for h in after] == [h["chunk_id"] for h in before]
+    assert (settings.data_dir / "index" / "milvus.db").exists()
+
+
 def test_missing_path_is_a_clear_error(cli: Any, tmp_path: Path) -> None:
     r = cli("ingest", str(tmp_path / "nope"))
     assert r.exit_code == 2
@@ -195,6 +212,53 @@ def test_eval_retrieval_on_a_beir_folder(cli: Any, tmp_path: Path) -> None:
     assert reports["bm25"]["ndcg10"] == pytest.approx(1.0)
     assert reports["hybrid"]["ndcg10"] == pytest.approx(1.0)
     assert reports["hybrid"]["n_queries"] == 3
+
+
+def test_eval_retrieval_on_a_squad_file_scores_each_question_against_its_paragraph(
+    cli: Any, tmp_path: Path
+) -> None:
+    paragraphs = [
+        (
+            "休假",
+            "员工每年享有二十五天带薪年假，需提前两周申请。",
+            "员工每年有多少天年假？",
+            "二十五天",
+        ),
+        ("报销", "差旅报销须在出差结束后三十天内提交。", "报销要在多少天内提交？", "三十天"),
+        (
+            "安全",
+            "密码至少需要十四个字符，并开启多因素认证。",
+            "密码至少要多少个字符？",
+            "十四个字符",
+        ),
+    ]
+    data = [
+        {
+            "title": title,
+            "paragraphs": [
+                {
+                    "id": f"p{n}",
+                    "context": context,
+                    "qas": [
+                        {"id": f"q{n}", "question": q, "answers": [{"text": a, "answer_start": 0}]}
+                    ],
+                }
+            ],
+        }
+        for n, (title, context, q, a) in enumerate(paragraphs)
+    ]
+    file = tmp_path / "cmrc-tiny.json"
+    file.write_text(json.dumps({"version": "v1.0", "data": data}, ensure_ascii=False))
+    r = cli("eval", "retrieval", "--squad", str(file), "--mode", "bm25", "--json")
+    assert r.exit_code == 0, r.output
+    (report,) = json.loads(r.output[r.output.index("[") :])
+    assert report["n_queries"] == 3
+    assert report["recall5"] == pytest.approx(1.0)
+    assert report["mrr10"] == pytest.approx(1.0)
+
+    r = cli("eval", "retrieval", "--squad", str(tmp_path / "missing.json"))
+    assert r.exit_code == 2
+    assert "not found" in " ".join(r.output.split())
 
 
 def test_an_unchanged_folder_with_a_bad_file_still_reports_the_failure(

@@ -137,6 +137,87 @@ def test_evaluate_beir_needs_what_the_mode_uses(tmp_path: Path) -> None:
         evaluate_beir(folder, mode="dense", embedder=None, lexical_factory=None, workdir=tmp_path)
 
 
+# -- SQuAD file ----------------------------------------------------------------------
+
+
+def _squad(data: object) -> str:
+    return json.dumps({"version": "v2.0", "data": data})
+
+
+def test_load_squad_reads_paragraphs_questions_and_impossible_ones(tmp_path: Path) -> None:
+    from retrieval.evaluation.squad import load_squad, squad_as_beir
+
+    file = tmp_path / "dev.json"
+    qas = [
+        {"id": "a", "question": "Where is Normandy?", "answers": [{"text": "France"}] * 3},
+        {
+            "id": "b",
+            "question": "Who ruled Normandy in 1900?",
+            "answers": [],
+            "is_impossible": True,
+        },
+    ]
+    file.write_text(
+        _squad(
+            [
+                {
+                    "title": "Normans",
+                    "paragraphs": [{"context": "Normandy is in France.", "qas": qas}],
+                },
+                {"paragraphs": [{"context": "Other text.", "qas": []}]},
+            ]
+        )
+    )
+    data = load_squad(file)
+    assert data.name == "dev"
+    assert [p.title for p in data.paragraphs.values()] == ["Normans", ""]
+    a, b = data.questions
+    assert a.answers == ("France",)  # repeated gold answers are one
+    assert not a.impossible
+    assert b.impossible
+    assert b.answers == ()
+    assert a.paragraph_id == b.paragraph_id == next(iter(data.paragraphs))
+    beir = squad_as_beir(data)
+    assert list(beir.queries) == ["a"]  # only answerable questions have a relevant document
+    assert beir.qrels == {"a": {a.paragraph_id: 1}}
+    assert beir.corpus[a.paragraph_id].indexed_text() == "Normans Normandy is in France."
+
+
+def test_load_squad_skips_questions_it_cannot_score_and_says_which(tmp_path: Path) -> None:
+    from retrieval.evaluation.squad import load_squad
+
+    qas = [
+        {"id": "ok", "question": "Where?", "answers": [{"text": "Here"}]},
+        {"id": "empty", "question": " ", "answers": [{"text": "x"}]},
+        {"id": "no-answer", "question": "Why?", "answers": []},
+    ]
+    file = tmp_path / "dev.json"
+    file.write_text(_squad([{"paragraphs": [{"context": "Here it is.", "qas": qas}]}]))
+    data = load_squad(file)
+    assert [q.id for q in data.questions] == ["ok"]
+    assert len(data.skipped) == 2
+    assert "qas[1]: empty question" in data.skipped[0]
+    assert "without an answer text" in data.skipped[1]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "not JSON"),
+        ('{"version": 1}', "no 'data' list"),
+        (_squad([{"paragraphs": [{"qas": []}]}]), "missing field 'context'"),
+        (_squad([{"paragraphs": [{"context": "x", "qas": []}]}]), "no questions"),
+    ],
+)
+def test_load_squad_names_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
+    from retrieval.evaluation.squad import load_squad
+
+    file = tmp_path / "bad.json"
+    file.write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        load_squad(file)
+
+
 # -- abstention calibration ------------------------------------------------------------
 
 

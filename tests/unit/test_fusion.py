@@ -33,6 +33,7 @@ class FakeEmbedder:
     max_tokens = 512
     is_fallback = False
     tokenizer: Any = None
+    languages = frozenset({"*"})
 
     def __init__(self) -> None:
         self.documents_embedded = 0

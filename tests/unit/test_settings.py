@@ -102,7 +102,7 @@ def test_the_new_name_wins_over_the_old_one(monkeypatch: pytest.MonkeyPatch) -> 
         ("llm", "vllm", "auto, extractive, fake, llamacpp, openai"),
         ("embedding", "tensorrt", "fake, onnx, torch"),
         ("vector_store", "qdrant", "faiss, fake, milvus"),
-        ("lexical", "elastic", "bm25, fake"),
+        ("lexical", "elastic", "auto, bm25, fake, milvus"),
         ("reranker", "colbert", "cross-encoder, fake"),
         ("jobs", "rq", "celery, fake, inline"),
     ],
@@ -112,3 +112,26 @@ def test_an_unknown_kind_is_refused_with_the_registry_kinds(
 ) -> None:
     with pytest.raises(ValidationError, match=f"unknown .* kind '{kind}'; choose one of {listed}"):
         Settings(**{section: {"kind": kind}})
+
+
+@pytest.mark.parametrize(
+    ("vector", "lexical", "resolved"),
+    [("faiss", "auto", "bm25"), ("milvus", "auto", "milvus"), ("milvus", "bm25", "bm25")],
+)
+def test_the_lexical_index_follows_the_vector_store_unless_chosen(
+    vector: str, lexical: str, resolved: str
+) -> None:
+    s = Settings(vector_store={"kind": vector}, lexical={"kind": lexical})
+    assert s.lexical_kind == resolved
+
+
+def test_milvus_defaults_to_a_milvus_lite_file_in_the_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LANTERN_DATA_DIR", str(tmp_path))
+    assert Settings().milvus_uri == str(tmp_path / "index" / "milvus.db")
+    monkeypatch.setenv("LANTERN_MILVUS__URI", "http://milvus:19530")
+    monkeypatch.setenv("LANTERN_MILVUS__TOKEN", "root:Milvus")
+    s = Settings()
+    assert s.milvus_uri == "http://milvus:19530"
+    assert "root:Milvus" not in repr(s.milvus)  # the token is a secret
