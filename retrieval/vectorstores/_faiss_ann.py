@@ -4,9 +4,11 @@ A collection starts on an exact ``IndexIDMap2(IndexFlatIP)``. Once it holds
 ``threshold`` vectors a thread builds an HNSW graph (``_faiss_graph.Graph``) from it
 and swaps it in; the flat index is then dropped, so the vectors are held once (the
 graph stores them, plus ~256 bytes a vector of links at M=32). The graph *is* the
-collection's index from then on: it takes new vectors as they are written, removes
-by tombstone (a live-row bitmap every search filters by) and reconstructs vectors for
-the segment files, and its scores are the exact cosines of the vectors it returns.
+collection's index from then on: new vectors go to its small exact delta (searchable
+at once, as cheap to write as before) and a background ``Merge`` moves them into the
+graph a few hundred a lock hold; removal is a tombstone (a live-row bitmap every
+search filters by); it reconstructs vectors for the segment files; its scores are
+the exact cosines of the vectors it returns.
 
 Why HNSW and not IVF, measured with ``bench/retrieval_scale.py``'s vectors (calibrated
 on MiniLM's vectors of SciFact, where IVF needs as large a share of its lists probed;
@@ -31,13 +33,14 @@ persisted: opening a big collection loads it flat and builds in the background a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import faiss
 import numpy as np
 
 from retrieval.vectorstores._faiss_graph import FloatMatrix, Graph, Int64Array
@@ -47,6 +50,11 @@ logger = logging.getLogger(__name__)
 CHUNK = 16_384  # vectors copied out of the live index per lock hold
 SWAP_ROWS = 1_024  # journal rows left to replay under the lock at the swap
 DEAD_FRACTION = 0.25
+MERGE_AT = 1_024  # delta vectors that start a merge into the graph
+MERGE_STEP = 256  # delta vectors moved into the graph per lock hold
+MERGE_PAUSE_S = 0.002  # between merge steps, for the searches and writes waiting
+
+GRAPH, FLAT, MERGE = "graph", "flat", "merge"
 
 
 @dataclass(frozen=True)
@@ -58,19 +66,19 @@ class AnnOptions:
     ef_construction: int = 40
     ef_search: int = 256
 
-    def plan(self, state: AnnState, index: Any) -> bool | None:
-        """What a collection's index should be rebuilt into now: a graph (True), a flat
-        index (False), or nothing (None)."""
-        if state.build is not None or state.failed:
+    def plan(self, state: AnnState, index: Any) -> str | None:
+        """What a collection's index needs now: (re)building into a graph (``GRAPH``) or
+        a flat index (``FLAT``), its delta merged (``MERGE``), or nothing (None)."""
+        if state.job is not None or state.failed:
             return None
         size = int(index.ntotal)
         if not isinstance(index, Graph):
-            return True if self.threshold and size >= self.threshold else None
+            return GRAPH if self.threshold and size >= self.threshold else None
         if not self.threshold or size < self.threshold // 2:
-            return False
-        if index.dead >= DEAD_FRACTION * (size + index.dead):
-            return True
-        return None
+            return FLAT
+        if index.dead >= DEAD_FRACTION * index.graph.ntotal:
+            return GRAPH
+        return MERGE if index.pending >= MERGE_AT else None
 
     def graph(self, dimension: int) -> Graph:
         return Graph(
@@ -80,22 +88,18 @@ class AnnOptions:
 
 @dataclass(eq=False)
 class AnnState:
-    """A collection's approximate-search bookkeeping: the build under way, if any."""
+    """A collection's approximate-search bookkeeping: the job (build or merge) under way."""
 
-    build: Build | None = None
+    job: Job | None = None
     failed: bool = False
 
     def added(self, ids: Int64Array, vectors: FloatMatrix) -> None:
-        if self.build is not None:
-            self.build.journal.append((ids, vectors))
+        if isinstance(self.job, Build):
+            self.job.journal.append((ids, vectors))
 
     def dropped(self, ids: Int64Array) -> None:
-        if self.build is not None:
-            self.build.journal.append((ids, None))
-
-
-def new_flat(dimension: int) -> Any:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        if isinstance(self.job, Build):
+            self.job.journal.append((ids, None))
 
 
 def search(index: Any, query: FloatMatrix, k: int) -> tuple[FloatMatrix, Int64Array]:
@@ -131,25 +135,18 @@ class Build:
 
     def run(self) -> None:
         """Fill, catch up and swap in; on failure the collection stays on its index."""
-        try:
+        with _job(self, "building the index of %s failed; it stays as it is"):
+            fill = self.target.insert if isinstance(self.target, Graph) else None
             for start in range(0, len(self.ids), CHUNK):
                 rows = self._copy(self.ids[start : start + CHUNK])
                 if rows is None:
                     return
                 if len(rows[0]):
-                    self.target.add_with_ids(rows[1], rows[0])
+                    (fill or self.target.add_with_ids)(rows[1], rows[0])
             self._catch_up()
-        except Exception:
-            logger.exception("building the index of %s failed; it stays as it is", self.label)
-            with self.lock:
-                self.source.ann.failed = True
-        finally:
-            with self.lock:
-                if self.source.ann.build is self:
-                    self.source.ann.build = None
 
     def _cancelled(self) -> bool:
-        return not self.current() or self.source.ann.build is not self
+        return not self.current() or self.source.ann.job is not self
 
     def _copy(self, ids: Int64Array) -> tuple[Int64Array, FloatMatrix] | None:
         """The vectors of those ``ids`` still live, or None when the build is cancelled."""
@@ -179,7 +176,7 @@ class Build:
 
     def _install(self) -> None:
         self.source.index = self.target
-        self.source.ann.build = None
+        self.source.ann.job = None
         logger.info(
             "%s is now searched %s (%d vectors)",
             self.label,
@@ -187,6 +184,49 @@ class Build:
             self.target.ntotal,
         )
         self.then()
+
+
+@dataclass(eq=False)
+class Merge:
+    """Moves a graph's delta into the graph in the background, ``MERGE_STEP`` vectors a
+    lock hold, so searches and writes wait for one step at most."""
+
+    source: Source
+    lock: threading.RLock
+    current: Callable[[], bool]
+    label: str
+    then: Callable[[], None]
+
+    def run(self) -> None:
+        with _job(self, "merging new vectors into the graph of %s failed; they stay exact"):
+            while True:
+                with self.lock:
+                    graph = self.source.index
+                    if not self.current() or self.source.ann.job is not self:
+                        return
+                    if not isinstance(graph, Graph) or not graph.merge(MERGE_STEP):
+                        self.source.ann.job = None
+                        self.then()
+                        return
+                time.sleep(MERGE_PAUSE_S)
+
+
+Job = Build | Merge
+
+
+@contextlib.contextmanager
+def _job(job: Job, failure: str) -> Iterator[None]:
+    """Log a job's failure (the collection stays searchable; no retries) and release it."""
+    try:
+        yield
+    except Exception:
+        logger.exception(failure, job.label)
+        with job.lock:
+            job.source.ann.failed = True
+    finally:
+        with job.lock:
+            if job.source.ann.job is job:
+                job.source.ann.job = None
 
 
 def _replay(target: Any, journal: list[tuple[Int64Array, FloatMatrix | None]]) -> None:

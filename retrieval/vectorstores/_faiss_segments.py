@@ -29,8 +29,8 @@ import numpy.typing as npt
 
 from retrieval._sharded import inconsistent, read_arrays
 from retrieval.errors import VectorStoreError
-from retrieval.vectorstores._faiss_ann import AnnState, new_flat
-from retrieval.vectorstores._faiss_graph import FloatMatrix
+from retrieval.vectorstores._faiss_ann import AnnState
+from retrieval.vectorstores._faiss_graph import FloatMatrix, new_flat
 from retrieval.vectorstores.manifest import SegmentEntry
 
 MAX_SEGMENTS = 16

@@ -42,7 +42,7 @@ from retrieval._sharded import ShardedIndex, Written, file_name
 from retrieval.errors import VectorStoreError
 from retrieval.vectorstores import _faiss_ann as ann
 from retrieval.vectorstores import _faiss_segments as segments
-from retrieval.vectorstores._faiss_graph import Graph
+from retrieval.vectorstores._faiss_graph import Graph, new_flat
 from retrieval.vectorstores._faiss_segments import Segment
 from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
 from retrieval.vectorstores.manifest import (
@@ -201,26 +201,32 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         """Start the (re)builds the collections' sizes call for (under the lock)."""
         self._builds = [t for t in self._builds if t.is_alive()]
         for collection_id, coll in self._shards.items():
-            graph = self._ann.plan(coll.ann, coll.index)
-            if graph is None:
+            action = self._ann.plan(coll.ann, coll.index)
+            if action is None:
                 continue
-            dimension = self.manifest.dimension
-            build = ann.Build(
-                source=coll,
-                lock=self._lock,
-                current=functools.partial(self._holds, collection_id, coll),
-                target=self._ann.graph(dimension) if graph else ann.new_flat(dimension),
-                label=f"collection {collection_id!r} of {self.directory}",
-                ids=np.fromiter(coll.members, dtype=np.int64, count=len(coll.members)),
-                then=self._maintain,
-            )
-            coll.ann.build = build
+            job = coll.ann.job = self._job(action, collection_id, coll)
             if not self._background:
-                build.run()
+                job.run()
                 continue
-            thread = threading.Thread(target=build.run, name="faiss-index-build", daemon=True)
+            thread = threading.Thread(target=job.run, name="faiss-index-build", daemon=True)
             self._builds.append(thread)
             thread.start()
+
+    def _job(self, action: str, collection_id: str, coll: segments.Collection) -> ann.Job:
+        current = functools.partial(self._holds, collection_id, coll)
+        label = f"collection {collection_id!r} of {self.directory}"
+        if action == ann.MERGE:
+            return ann.Merge(coll, self._lock, current, label, then=self._maintain)
+        dimension = self.manifest.dimension
+        return ann.Build(
+            source=coll,
+            lock=self._lock,
+            current=current,
+            target=self._ann.graph(dimension) if action == ann.GRAPH else new_flat(dimension),
+            label=label,
+            ids=np.fromiter(coll.members, dtype=np.int64, count=len(coll.members)),
+            then=self._maintain,
+        )
 
     def _holds(self, collection_id: str, coll: segments.Collection) -> bool:
         return not self._closed and self._shards.get(collection_id) is coll
@@ -259,7 +265,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
     # -- internals -------------------------------------------------------------
 
     def _new_collection(self) -> segments.Collection:
-        return segments.Collection(index=ann.new_flat(self.manifest.dimension))
+        return segments.Collection(index=new_flat(self.manifest.dimension))
 
     def _write_changes(
         self, coll: segments.Collection, collection_id: str, generation: int, n: int

@@ -207,6 +207,25 @@ def test_deletes_and_replacements_after_the_build_are_honoured(
     assert top(store, moved, k=1) == ["c15"]
 
 
+def test_writes_to_a_graph_are_searchable_at_once_and_merged_in_the_background(
+    make: Callable[..., FaissVectorStore],
+) -> None:
+    store = make()
+    store.upsert(records(clustered(1_500, 18)))
+    assert store.wait_until_built(60)
+    fresh = clustered(3_000, 19)
+    store.upsert(records(fresh, start=10_000))  # more than a merge step: merged in steps
+    for i in (0, 1_234, 2_999):
+        assert top(store, fresh[i], k=1) == [f"c{10_000 + i}"]
+    assert store.wait_until_built(60)
+    graph = store._shards["big"].index
+    assert (graph.pending, graph.ntotal) == (0, 4_500)
+    store.delete_documents(["d1123"])  # c11230-c11239, merged into the graph by now
+    assert store.count() == 4_490
+    assert top(store, fresh[0], k=1) == ["c10000"]
+    assert "c11234" not in top(store, fresh[1_234], k=10)
+
+
 def test_a_shrunk_collection_goes_back_to_exact_search(
     make: Callable[..., FaissVectorStore],
 ) -> None:
@@ -277,7 +296,7 @@ def test_a_failed_build_leaves_the_collection_searchable(
     def broken(*args: Any) -> Any:
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(ann.Graph, "add_with_ids", broken)
+    monkeypatch.setattr(ann.Graph, "insert", broken)
     data = clustered(1_500, 14)
     store = make()
     store.upsert(records(data))
