@@ -179,7 +179,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
             return {c for c, coll in self._shards.items() if isinstance(coll.index, Graph)}
 
     def wait_until_built(self, timeout: float | None = None) -> bool:
-        """Wait for the index builds under way; False if some still run after ``timeout``."""
+        """Wait for the builds and merges under way; False if some still run after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:  # a finished build may start the next one
             with self._lock:
