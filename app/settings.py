@@ -18,6 +18,7 @@ from app.settings_backends import (
     Bm25Settings,
     CrossEncoderSettings,
     ExtractiveSettings,
+    FaissSettings,
     FakeChatSettings,
     FakeEmbeddingSettings,
     InlineJobsSettings,
@@ -206,6 +207,7 @@ class VectorStoreSettings(BackendSettings):
         "dir) or milvus (milvus-lite or a Milvus server, see LANTERN_MILVUS__URI; the lexical "
         "index follows).",
     )
+    faiss: FaissSettings = Field(default_factory=FaissSettings)
     milvus: MilvusVectorSettings = Field(default_factory=MilvusVectorSettings)
 
     _kind = _kind_validator(vector_registry)

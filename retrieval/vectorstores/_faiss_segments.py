@@ -24,23 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 
 from retrieval._segments import MergePolicy
 from retrieval._sharded import inconsistent, read_arrays
 from retrieval.errors import VectorStoreError
+from retrieval.vectorstores._faiss_ann import AnnState
+from retrieval.vectorstores._faiss_graph import FloatMatrix, new_flat
 from retrieval.vectorstores.manifest import SegmentEntry
 
 MAX_SEGMENTS = 16
 TIER_BASE = 128  # segments under this many rows are merged by every flush
 MAX_DEAD_FRACTION = 0.25
 Int64Array = npt.NDArray[np.int64]
-
-
-def new_index(dimension: int) -> Any:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
 
 
 @dataclass(eq=False)
@@ -68,14 +65,26 @@ class Segment:
 
 @dataclass(eq=False)
 class Collection:
-    """One collection in memory: its faiss index and chunk metadata (faiss id ->
-    (chunk_id, document_id)), its committed segments, and what changed since."""
+    """One collection in memory: its faiss index (flat, or IVF once big: ``_faiss_ann``)
+    and chunk metadata (faiss id -> (chunk_id, document_id)), its committed segments,
+    and what changed since."""
 
     index: Any
     members: dict[int, tuple[str, str]] = field(default_factory=dict)
     segments: list[Segment] = field(default_factory=list)
     added: dict[int, None] = field(default_factory=dict)  # live, in no segment yet
     deleted: list[tuple[int, int]] = field(default_factory=list)  # tombstones to write
+    ann: AnnState = field(default_factory=AnnState)
+
+    def add(self, vectors: FloatMatrix, ids: Int64Array) -> None:
+        """Add rows to the index (and to the journal of a build under way)."""
+        self.index.add_with_ids(vectors, ids)
+        self.ann.added(ids, vectors)
+
+    def remove(self, ids: Int64Array) -> None:
+        """Remove rows from the index (and from the index a build is making)."""
+        self.index.remove_ids(ids)
+        self.ann.dropped(ids)
 
     @property
     def pending(self) -> int:
@@ -148,7 +157,7 @@ def load_collection(
 ) -> Collection:
     """Replay a collection's segments into a fresh index, checking every file against
     the table and every tombstone against the segment it names."""
-    collection = Collection(index=new_index(dimension))
+    collection = Collection(index=new_flat(dimension))
     home: dict[int, Segment] = {}  # live faiss id -> the segment holding it
     ids_of: dict[int, Int64Array] = {}
     for entry in entries:

@@ -1,4 +1,8 @@
-"""FAISS vector store: exact inner-product search, one index per collection, atomic files.
+"""FAISS vector store: inner-product search, one index per collection, atomic files.
+
+A collection is searched exactly (a flat index) until it holds ``ann_threshold``
+vectors; then a background thread gives it an approximate HNSW graph, which serves
+its searches once built (``_faiss_ann`` has the design and why HNSW).
 
 Layout under ``directory``::
 
@@ -24,6 +28,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import heapq
+import logging
+import threading
+import time
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +40,9 @@ import numpy as np
 from retrieval._atomic import atomic_write
 from retrieval._sharded import ShardedIndex, Written, file_name
 from retrieval.errors import VectorStoreError
+from retrieval.vectorstores import _faiss_ann as ann
 from retrieval.vectorstores import _faiss_segments as segments
+from retrieval.vectorstores._faiss_graph import Graph, new_flat
 from retrieval.vectorstores._faiss_segments import Segment
 from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
 from retrieval.vectorstores.manifest import (
@@ -44,9 +53,12 @@ from retrieval.vectorstores.manifest import (
     manifest_payload,
 )
 
+logger = logging.getLogger(__name__)
+
 BACKEND = "faiss"
 FORMAT_VERSION = 2
 _ID_MASK = (1 << 63) - 1
+CLOSE_WAIT_S = 30.0  # a build stops within a step once the store is closed
 
 
 def faiss_id(chunk_id: str) -> int:
@@ -56,17 +68,43 @@ def faiss_id(chunk_id: str) -> int:
 
 
 class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
-    """A ``VectorStore`` of FAISS flat inner-product indexes, persisted as segments."""
+    """A ``VectorStore`` of FAISS inner-product indexes (flat, an HNSW graph once a
+    collection is big), persisted as segments.
 
-    def __init__(self, directory: Path, *, embedding_model: str, dimension: int) -> None:
+    ``background=False`` builds a graph inside the write that calls for it (for tests
+    and batch jobs); ``wait_until_built`` waits for background builds.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        embedding_model: str,
+        dimension: int,
+        ann_threshold: int = ann.AnnOptions.threshold,
+        ann_m: int = ann.AnnOptions.m,
+        ann_ef_construction: int = ann.AnnOptions.ef_construction,
+        ann_ef_search: int = ann.AnnOptions.ef_search,
+        background: bool = True,
+    ) -> None:
         if dimension <= 0:
             raise VectorStoreError(f"dimension must be positive, got {dimension}")
+        if ann_threshold < 0 or min(ann_m, ann_ef_construction, ann_ef_search) < 1:
+            raise VectorStoreError(
+                f"invalid ANN settings: threshold {ann_threshold}, m {ann_m}, "
+                f"ef_construction {ann_ef_construction}, ef_search {ann_ef_search}"
+            )
         super().__init__(directory, layout(FORMAT_VERSION), label="FAISS index")
         self.manifest = IndexManifest(embedding_model, dimension, BACKEND, FORMAT_VERSION)
+        self._ann = ann.AnnOptions(ann_threshold, ann_m, ann_ef_construction, ann_ef_search)
+        self._background = background
+        self._builds: list[threading.Thread] = []
         self._open(
             manifest_payload(self.manifest),
             lambda found: check_manifest(found, self.manifest, self.directory),
         )
+        with self._lock:
+            self._maintain()
 
     # -- writes ----------------------------------------------------------------
 
@@ -90,12 +128,20 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
             for collection_id, rows in by_collection.items():
                 coll = self._shards.get(collection_id) or self._new_collection()
                 self._shards[collection_id] = coll
-                coll.index.add_with_ids(matrix[rows], np.asarray([ids[i] for i in rows], np.int64))
+                coll.add(matrix[rows], np.asarray([ids[i] for i in rows], np.int64))
                 for i in rows:
                     record = batch[i]
                     coll.members[ids[i]] = (record.chunk_id, record.document_id)
                     coll.added[ids[i]] = None
                     self._place(record.chunk_id, record.document_id, collection_id)
+            self._maintain()
+
+    def delete_documents(self, document_ids: Iterable[str]) -> int:
+        """Remove every vector of these documents; returns how many were removed."""
+        with self._lock:
+            removed = super().delete_documents(document_ids)
+            self._maintain()
+            return removed
 
     # -- reads -----------------------------------------------------------------
 
@@ -113,7 +159,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
                 coll = self._shards[collection_id]
                 if k == 0 or coll.index.ntotal == 0:
                     continue
-                scores, ids = coll.index.search(q, min(k, coll.index.ntotal))
+                scores, ids = ann.search(coll.index, q, k)
                 for score, fid in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
                     if fid >= 0:  # faiss pads missing results with -1
                         chunk_id, document_id = coll.members[fid]
@@ -123,6 +169,67 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
             VectorHit(chunk_id=c, document_id=d, collection_id=col, score=s)
             for s, c, d, col in best
         ]
+
+    # -- approximate indexes ---------------------------------------------------
+
+    def approximate_collections(self) -> set[str]:
+        """The collections whose searches now go through an approximate index (a graph)."""
+        with self._lock:
+            self._check_open()
+            return {c for c, coll in self._shards.items() if isinstance(coll.index, Graph)}
+
+    def wait_until_built(self, timeout: float | None = None) -> bool:
+        """Wait for the builds and merges under way; False if some still run after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:  # a finished build may start the next one
+            with self._lock:
+                builds = [t for t in self._builds if t.is_alive()]
+            if not builds:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            for thread in builds:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        """Release the index without flushing; builds under way stop (waited for briefly)."""
+        super().close()
+        if not self.wait_until_built(CLOSE_WAIT_S):
+            logger.warning("an index build of %s is still stopping", self.directory)
+
+    def _maintain(self) -> None:
+        """Start the (re)builds the collections' sizes call for (under the lock)."""
+        self._builds = [t for t in self._builds if t.is_alive()]
+        for collection_id, coll in self._shards.items():
+            action = self._ann.plan(coll.ann, coll.index)
+            if action is None:
+                continue
+            job = coll.ann.job = self._job(action, collection_id, coll)
+            if not self._background:
+                job.run()
+                continue
+            thread = threading.Thread(target=job.run, name="faiss-index-build", daemon=True)
+            self._builds.append(thread)
+            thread.start()
+
+    def _job(self, action: str, collection_id: str, coll: segments.Collection) -> ann.Job:
+        current = functools.partial(self._holds, collection_id, coll)
+        label = f"collection {collection_id!r} of {self.directory}"
+        if action == ann.MERGE:
+            return ann.Merge(coll, self._lock, current, label, then=self._maintain)
+        dimension = self.manifest.dimension
+        return ann.Build(
+            source=coll,
+            lock=self._lock,
+            current=current,
+            target=self._ann.graph(dimension) if action == ann.GRAPH else new_flat(dimension),
+            label=label,
+            ids=np.fromiter(coll.members, dtype=np.int64, count=len(coll.members)),
+            then=self._maintain,
+        )
+
+    def _holds(self, collection_id: str, coll: segments.Collection) -> bool:
+        return not self._closed and self._shards.get(collection_id) is coll
 
     # -- payload hooks (see ``retrieval._sharded``) ----------------------------
 
@@ -147,7 +254,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
 
     def _drop(self, shard: segments.Collection, chunk_ids: list[str]) -> None:
         fids = [faiss_id(c) for c in chunk_ids]
-        shard.index.remove_ids(np.asarray(fids, dtype=np.int64))
+        shard.remove(np.asarray(fids, dtype=np.int64))
         for fid in fids:
             del shard.members[fid]
             shard.forget(fid)
@@ -158,7 +265,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
     # -- internals -------------------------------------------------------------
 
     def _new_collection(self) -> segments.Collection:
-        return segments.Collection(index=segments.new_index(self.manifest.dimension))
+        return segments.Collection(index=new_flat(self.manifest.dimension))
 
     def _write_changes(
         self, coll: segments.Collection, collection_id: str, generation: int, n: int

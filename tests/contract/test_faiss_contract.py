@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,17 @@ class TestFaissVectorStore(VectorStoreContract):
     @pytest.fixture
     def store_factory(self) -> StoreFactory:
         return FaissVectorStore
+
+
+class TestFaissApproximateVectorStore(VectorStoreContract):
+    """The same contract with every collection of two or more vectors on an HNSW graph,
+    built inside the write that calls for it."""
+
+    persists_only_on_flush = True
+
+    @pytest.fixture
+    def store_factory(self) -> StoreFactory:
+        return functools.partial(FaissVectorStore, ann_threshold=2, background=False)
 
 
 class TestFaissPersistence(PersistenceContract):
