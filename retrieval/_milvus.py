@@ -191,6 +191,12 @@ class Connected:
         finally:
             iterator.close()
 
+    def upsert(self, rows: list[dict[str, Any]], *, batch: int) -> None:
+        """Upsert ``rows`` in calls of ``batch`` rows (a gRPC message is capped at 64 MB)."""
+        with self.lock:
+            for start in range(0, len(rows), batch):
+                self.call("upsert", self.client.upsert, self.name, rows[start : start + batch])
+
     def delete_documents(self, document_ids: Iterable[str]) -> int:
         ids = sorted(set(document_ids))
         if not ids:

@@ -120,10 +120,7 @@ class MilvusLexicalIndex:
             }
             for r, terms in zip(batch, tokens, strict=True)
         ]
-        with self._db.lock:
-            for start in range(0, len(rows), _BATCH):
-                part = rows[start : start + _BATCH]
-                self._db.call("upsert", self._db.client.upsert, self._db.name, part)
+        self._db.upsert(rows, batch=_BATCH)
 
     def delete_documents(self, document_ids: Iterable[str]) -> int:
         return self._db.delete_documents(document_ids)

@@ -43,6 +43,28 @@ class IndexManifest:
     format_version: int = 1
 
 
+def unit_rows(vectors: Sequence[Vector], manifest: IndexManifest, *, what: str) -> Vector:
+    """``vectors`` as a contiguous float32 matrix of L2-normalised rows, checked against
+    the index's dimension; ``VectorStoreError`` says what is wrong with them."""
+    from retrieval.errors import VectorStoreError
+
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+    except (ValueError, TypeError) as e:
+        raise VectorStoreError(f"{what} is not a numeric vector: {e}") from e
+    if matrix.shape[1] != manifest.dimension:
+        raise VectorStoreError(
+            f"{what} has dimension {matrix.shape[1]}, the index expects "
+            f"{manifest.dimension} ({manifest.embedding_model!r})"
+        )
+    if not np.isfinite(matrix).all():
+        raise VectorStoreError(f"{what} contains NaN or infinite values")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise VectorStoreError(f"{what} is all zeros and has no direction")
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
 class VectorStore(Protocol):
     """A persistent, filterable nearest-neighbour index of chunk vectors.
 

@@ -44,7 +44,7 @@ from retrieval.vectorstores import _faiss_ann as ann
 from retrieval.vectorstores import _faiss_segments as segments
 from retrieval.vectorstores._faiss_graph import Graph, new_flat
 from retrieval.vectorstores._faiss_segments import Segment
-from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
+from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord, unit_rows
 from retrieval.vectorstores.manifest import (
     SEGMENT_PREFIX,
     SegmentEntry,
@@ -306,18 +306,4 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
                 raise VectorStoreError(f"faiss id collision for chunk {record.chunk_id!r}")
 
     def _as_matrix(self, vectors: Sequence[Vector], *, what: str) -> Any:
-        try:
-            matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
-        except (ValueError, TypeError) as e:
-            raise VectorStoreError(f"{what} is not a numeric vector: {e}") from e
-        if matrix.shape[1] != self.manifest.dimension:
-            raise VectorStoreError(
-                f"{what} has dimension {matrix.shape[1]}, the index expects "
-                f"{self.manifest.dimension} ({self.manifest.embedding_model!r})"
-            )
-        if not np.isfinite(matrix).all():
-            raise VectorStoreError(f"{what} contains NaN or infinite values")
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        if (norms == 0).any():
-            raise VectorStoreError(f"{what} is all zeros and has no direction")
-        return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+        return unit_rows(vectors, self.manifest, what=what)

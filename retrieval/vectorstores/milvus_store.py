@@ -26,7 +26,6 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from retrieval._milvus import (
@@ -39,7 +38,7 @@ from retrieval._milvus import (
 )
 from retrieval._sharded import REINDEX_HINT, check_format
 from retrieval.errors import IndexMismatchError, VectorStoreError
-from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord
+from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord, unit_rows
 from retrieval.vectorstores.manifest import manifest_payload
 
 BACKEND = "milvus"
@@ -109,10 +108,7 @@ class MilvusVectorStore:
             }
             for i, r in enumerate(batch)
         ]
-        with self._db.lock:
-            for start in range(0, len(rows), _BATCH):
-                part = rows[start : start + _BATCH]
-                self._db.call("upsert", self._db.client.upsert, self._db.name, part)
+        self._db.upsert(rows, batch=_BATCH)
 
     def delete_documents(self, document_ids: Iterable[str]) -> int:
         return self._db.delete_documents(document_ids)
@@ -225,18 +221,4 @@ class MilvusVectorStore:
         )
 
     def _as_matrix(self, vectors: Sequence[Vector], *, what: str) -> Any:
-        try:
-            matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
-        except (ValueError, TypeError) as e:
-            raise VectorStoreError(f"{what} is not a numeric vector: {e}") from e
-        if matrix.shape[1] != self.manifest.dimension:
-            raise VectorStoreError(
-                f"{what} has dimension {matrix.shape[1]}, the index expects "
-                f"{self.manifest.dimension} ({self.manifest.embedding_model!r})"
-            )
-        if not np.isfinite(matrix).all():
-            raise VectorStoreError(f"{what} contains NaN or infinite values")
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        if (norms == 0).any():
-            raise VectorStoreError(f"{what} is all zeros and has no direction")
-        return matrix / norms
+        return unit_rows(vectors, self.manifest, what=what)
