@@ -51,6 +51,7 @@ from ingestion.parsers.registry import ParserRegistry, default_registry
 from ingestion.pipeline import IngestionPipeline
 from ingestion.queues.base import JobQueue
 from ingestion.queues.registry import create_job_queue
+from llm.answerability.base import AnswerabilityJudge
 from llm.base import ChatModel, GenerationParams
 from llm.errors import LLMError, LLMUnavailable
 from llm.guards import approx_tokens
@@ -252,7 +253,25 @@ class Container:
             options=options,
             on_answer=self._observe_answer,
             on_error=self._observe_answer_error,
+            judge=self.answerability_judge,
         )
+
+    @cached_property
+    def answerability_judge(self) -> AnswerabilityJudge | None:
+        """The check that the sources answer the question (None: ``off``)."""
+        from llm.answerability.registry import create_judge
+
+        j = self.settings.answer.answerability
+        options = (
+            {
+                "model": j.reader_model,
+                "min_score": j.min_score,
+                "allow_download": self.settings.embedding.allow_download,
+            }
+            if j.kind == "reader"
+            else {}
+        )
+        return create_judge(j.kind, **options)
 
     @cached_property
     def model_router(self) -> ModelRouter:
@@ -296,7 +315,13 @@ class Container:
         the configured seed (evaluations repeat exactly)."""
         o = self.answers.options
         greedy = replace(o, params=replace(o.params, temperature=0.0, seed=self.settings.llm.seed))
-        return AnswerService(self.sessions, self.search, lambda: model, options=greedy)
+        return AnswerService(
+            self.sessions,
+            self.search,
+            lambda: model,
+            options=greedy,
+            judge=self.answerability_judge,
+        )
 
     @cached_property
     def model_eval(self) -> ModelEvaluator:

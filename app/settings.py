@@ -30,6 +30,8 @@ from app.settings_backends import (
     _kind_validator,
     _kinds,
     _moves,
+    answerability_off,
+    answerability_registry,
     chat_registry,
     chat_registry_auto,
     embedder_registry,
@@ -182,6 +184,27 @@ class LLMSettings(BackendSettings):
         return section_options(self, self.resolved_kind)
 
 
+class AnswerabilitySettings(BaseModel):
+    kind: str = Field(
+        default="rules",
+        description="The check between retrieval and the answer that the sources really "
+        "answer the question, else the not-found reply: `rules` (offline: the question's "
+        "numbers, negation and answer type must be met), `reader` (an extractive QA model "
+        "trained on SQuAD 2.0; falls back to rules where it cannot load) or `off`.",
+    )
+    reader_model: str = Field(
+        default="deepset/roberta-base-squad2",
+        description="The reader's model: a hub id or a local directory.",
+    )
+    min_score: float = Field(
+        default=0.0,
+        description="The reader answers when its best span beats its no-answer score by more "
+        "than this (higher: abstains more; calibrate with `lantern eval qa --squad`).",
+    )
+
+    _kind = _kind_validator(answerability_registry, also=(answerability_off,))
+
+
 class AnswerSettings(BaseModel):
     top_k: int = Field(default=8, ge=1, le=100, description="Chunks retrieved per question.")
     context_tokens: int = Field(
@@ -198,6 +221,7 @@ class AnswerSettings(BaseModel):
         "says the answer is not in the knowledge base instead of guessing "
         "(calibrate with `lantern eval qa --calibrate`).",
     )
+    answerability: AnswerabilitySettings = Field(default_factory=AnswerabilitySettings)
 
 
 class VectorStoreSettings(BackendSettings):

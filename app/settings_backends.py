@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from ingestion.queues.registry import REGISTRY as jobs_registry
+from llm.answerability.registry import OFF as answerability_off
+from llm.answerability.registry import REGISTRY as answerability_registry
 from llm.registry import AUTO as chat_registry_auto
 from llm.registry import REGISTRY as chat_registry
 from llm.registry import resolve_kind as resolve_chat_kind
@@ -21,6 +23,8 @@ from retrieval.rerankers.registry import REGISTRY as reranker_registry
 from retrieval.vectorstores.registry import REGISTRY as vector_registry
 
 __all__ = [
+    "answerability_off",
+    "answerability_registry",
     "chat_registry",
     "chat_registry_auto",
     "embedder_registry",

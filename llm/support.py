@@ -139,14 +139,14 @@ def _stem(word: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Tokens:
+class Tokens:
     words: frozenset[str]  # stemmed content words; Han characters one by one
     pairs: frozenset[tuple[str, str]]  # neighbours among those, in order
     numbers: frozenset[str]
     negated: bool
 
 
-def _tokens(norm: str) -> _Tokens:
+def _tokens(norm: str) -> Tokens:
     seq: list[str] = []
     numbers = set(_ZH_NUMBER.findall(norm))
     for w in _WORD.findall(norm):
@@ -158,7 +158,7 @@ def _tokens(norm: str) -> _Tokens:
             seq.append(_NUMBER_WORDS.get(w, w))
         elif w not in _STOPWORDS:
             seq.append(_stem(w))
-    return _Tokens(
+    return Tokens(
         frozenset(seq),
         frozenset(pairwise(seq)),
         frozenset(numbers),
@@ -166,7 +166,12 @@ def _tokens(norm: str) -> _Tokens:
     )
 
 
-def _overlap(claim: _Tokens, span: _Tokens) -> float:
+def text_tokens(text: str) -> Tokens:
+    """``text``'s comparable words, word pairs, numbers and whether it is negated."""
+    return _tokens(_normalise(text)[0])
+
+
+def _overlap(claim: Tokens, span: Tokens) -> float:
     """Mean of the shares of the claim's words and of its word pairs found in the span.
 
     Pairs keep some word order: "approve extra vacation days" shares words with
@@ -228,7 +233,7 @@ class SourceText:
             i = self.norm.find(claim, i + 1)
         return None
 
-    def closest(self, claim: _Tokens, min_overlap: float) -> Span | None:
+    def closest(self, claim: Tokens, min_overlap: float) -> Span | None:
         best: tuple[float, int] | None = None
         found: Span | None = None
         for a, b, toks in self.sentences:

@@ -128,6 +128,19 @@ def eval_qa(
         Path | None,
         typer.Option(help="Documents the questions are about (default: the bundled samples)."),
     ] = None,
+    squad: Annotated[
+        Path | None,
+        typer.Option(
+            "--squad",
+            help="SQuAD-format JSON instead (SQuAD 1.1/2.0, CMRC 2018): every paragraph is "
+            "ingested as a document, every question asked; SQuAD 2.0's impossible questions "
+            "are the unanswerable ones.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Ask a random sample of this many questions.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     calibrate: Annotated[
         bool,
@@ -147,11 +160,21 @@ def eval_qa(
     from app.samples import HERE, sample_files
     from app.services.qa_eval import evaluate_qa, load_items
 
-    items = load_items(file or HERE / "gold_qa.jsonl")
-    files = list(iter_files([docs])) if docs else [(p, p.name) for p in sample_files()]
+    if squad is not None and (file is not None or docs is not None):
+        err_console.print(
+            "[red]--squad brings its own questions and documents: no --file/--docs[/]"
+        )
+        raise typer.Exit(2)
     with tempfile.TemporaryDirectory(prefix="lantern-qa-") as tmp:
+        if squad is not None:
+            items, files = _squad_set(squad, Path(tmp) / "paragraphs", limit=limit, seed=seed)
+        else:
+            items = load_items(file or HERE / "gold_qa.jsonl")
+            if limit is not None:
+                items = items[:limit]
+            files = list(iter_files([docs])) if docs else [(p, p.name) for p in sample_files()]
         settings = get_settings()
-        settings.data_dir = Path(tmp)
+        settings.data_dir = Path(tmp) / "data"
         settings.database.url = None
         if calibrate:
             settings.answer.abstain_below = -1.0
@@ -197,6 +220,28 @@ def eval_qa(
         ok = r.recalled if not r.item.unanswerable else r.abstained
         mark = "[green]ok[/]" if ok else "[red]miss[/]"
         console.print(f"{mark} {r.item.question} -> {r.answer[:100]}")
+
+
+def _squad_set(
+    path: Path, folder: Path, *, limit: int | None, seed: int
+) -> tuple[list[Any], list[tuple[Path, str]]]:
+    """The questions of a SQuAD-format file, and its paragraphs written as files."""
+    from app.services.qa_squad import paragraph_files, squad_items
+    from retrieval.evaluation.beir import DatasetError
+    from retrieval.evaluation.squad import load_squad
+
+    try:
+        data = load_squad(path)
+    except DatasetError as e:
+        err_console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
+    if data.skipped:
+        err_console.print(
+            f"[yellow]{len(data.skipped)} questions skipped (first: {data.skipped[0]})[/]"
+        )
+    names = paragraph_files(data, folder)
+    items = squad_items(data, names, limit=limit, seed=seed)
+    return items, [(folder / name, name) for name in names.values()]
 
 
 def print_calibration(results: list[QAResult], *, as_json: bool) -> None:

@@ -5,7 +5,10 @@ question's ``Turn`` and returns it with its part filled in: condense (a follow-u
 into a standalone query) -> retrieve (hybrid, in the allowed collections) -> check
 the evidence (abstain when it is weak) -> pack the best chunks into the context
 budget -> prompt with numbered sources -> generate (streamed) -> verify every [n]
-against its source -> record the answer, citations and provenance. The question's
+against its source -> record the answer, citations and provenance. Between packing
+and prompting, the answerability judge (``llm.answerability``), where one is set,
+decides whether the sources really answer the question; when they do not, the reply
+is the not-found one and the model is not asked. The question's
 language is detected once, at the start, and every step that needs it is told.
 
 The model is the caller's choice (``ModelChoice``: a fine-tuned version picked by the
@@ -29,6 +32,7 @@ from app.services.answering.sources import pack_sources
 from app.services.answering.turn import Turn
 from app.services.model_router import ModelChoice
 from app.services.search import SearchService
+from llm.answerability.base import AnswerabilityJudge
 from llm.base import ChatMessage, ChatModel, ChatRequest, GenerationParams, Source
 from llm.citations import Citation, VerifiedAnswer, verify
 from llm.errors import LLMError
@@ -113,16 +117,19 @@ class AnswerService:
         options: AnswerOptions | None = None,
         on_answer: Callable[[Answer], None] | None = None,
         on_error: Callable[[str | None, LLMError], None] | None = None,
+        judge: AnswerabilityJudge | None = None,
     ) -> None:
         """``on_answer`` is called with every finished answer, ``on_error`` with the
         version (None: the base model) and the error of every answer the model failed
-        before it wrote anything (for metrics and the candidates' error rates)."""
+        before it wrote anything (for metrics and the candidates' error rates).
+        ``judge``: the answerability check (None: none)."""
         self.chunks = ChunkRepository(sessions)
         self.search = search
         self._chat_model = chat_model
         self.options = options or AnswerOptions()
         self.on_answer = on_answer
         self.on_error = on_error
+        self.judge = judge
 
     def ask(
         self,
@@ -161,8 +168,11 @@ class AnswerService:
         try:
             turn = self.condense(turn, model=choice.model)
             turn = self.retrieve(turn, collection_ids=collection_ids)
-            if self.has_evidence(turn):
-                turn = self.pack(turn)
+            answer_it = self.has_evidence(turn)
+            if answer_it:
+                turn = self.check_answerable(self.pack(turn))
+                answer_it = turn.verdict is None or turn.verdict.answerable
+            if answer_it:
                 request = self.prompt(turn)
                 turn = yield from self.generate(turn, model=choice.model, request=request)
             else:
@@ -212,6 +222,16 @@ class AnswerService:
         budget = self.options.context_tokens if max_tokens is None else max_tokens
         sources = pack_sources(turn.hits, pages=pages, max_tokens=budget)
         return replace(turn, sources=tuple(sources))
+
+    def check_answerable(self, turn: Turn) -> Turn:
+        """The judge's verdict on whether the packed sources answer the question."""
+        if self.judge is None or not turn.sources:
+            return turn
+        t = time.perf_counter()
+        verdict = self.judge.judge(turn.standalone, turn.sources, language=turn.language)
+        return replace(
+            turn, verdict=verdict, judge=self.judge.name, timings=turn.timed("judge_s", t)
+        )
 
     def prompt(self, turn: Turn) -> ChatRequest:
         """The request: the prompt for generative models, question and sources for all."""
@@ -291,4 +311,12 @@ class AnswerService:
             ],
             "evidence": None if turn.evidence is None else round(turn.evidence, 4),
             "support": turn.support,
+            "answerability": None
+            if turn.verdict is None
+            else {
+                "judge": turn.judge,
+                "answerable": turn.verdict.answerable,
+                "score": round(turn.verdict.score, 4),
+                "reason": turn.verdict.reason,
+            },
         }

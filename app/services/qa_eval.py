@@ -57,6 +57,10 @@ class QAReport:
     results: list[QAResult] = field(default_factory=list)
     #: Share of the answers given (not-found replies aside) whose markers all verify.
     citation_format: float = 0.0
+    #: Share of the unanswerable questions abstained on (None: the set has none), and
+    #: of the answerable ones (false abstention).
+    abstained_unanswerable: float | None = None
+    abstained_answerable: float | None = None
 
     def metrics(self) -> dict[str, float]:
         """The scores by name (``llm.finetune.gate.QUALITY`` and the latencies)."""
@@ -66,6 +70,7 @@ class QAReport:
             "citation_precision": round(self.citation_precision, 4),
             "citation_format": round(self.citation_format, 4),
             "abstention_accuracy": round(self.abstention_accuracy, 4),
+            **_shares(self),
             "p50_s": round(self.p50_s, 3),
             "p95_s": round(self.p95_s, 3),
         }
@@ -76,10 +81,20 @@ class QAReport:
             "answer recall": round(self.answer_recall, 3),
             "citation precision": round(self.citation_precision, 3),
             "abstention accuracy": round(self.abstention_accuracy, 3),
+            **{k.replace("_", " "): round(v, 3) for k, v in _shares(self).items()},
             "citation format": round(self.citation_format, 3),
             "p50 s": round(self.p50_s, 2),
             "p95 s": round(self.p95_s, 2),
         }
+
+
+def _shares(report: QAReport) -> dict[str, float]:
+    out = {}
+    if report.abstained_unanswerable is not None:
+        out["abstained_unanswerable"] = round(report.abstained_unanswerable, 4)
+    if report.abstained_answerable is not None:
+        out["false_abstention"] = round(report.abstained_answerable, 4)
+    return out
 
 
 def load_items(path: Path) -> list[QAItem]:
@@ -153,6 +168,7 @@ def evaluate_qa(
 def report_of(results: list[QAResult]) -> QAReport:
     """The scores over these results (from one run or several)."""
     answerable = [r for r in results if not r.item.unanswerable]
+    unanswerable = [r for r in results if r.item.unanswerable]
     cited = sum(r.citations for r in answerable)
     times = sorted(r.seconds for r in results)
     given = [r for r in results if not r.abstained]
@@ -166,7 +182,13 @@ def report_of(results: list[QAResult]) -> QAReport:
         p95_s=times[min(len(times) - 1, int(0.95 * len(times)))] if times else 0.0,
         results=results,
         citation_format=sum(r.well_cited for r in given) / max(1, len(given)),
+        abstained_unanswerable=_share_abstained(unanswerable),
+        abstained_answerable=_share_abstained(answerable),
     )
+
+
+def _share_abstained(results: list[QAResult]) -> float | None:
+    return sum(r.abstained for r in results) / len(results) if results else None
 
 
 # -- calibration -------------------------------------------------------------------

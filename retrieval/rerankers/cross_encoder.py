@@ -97,11 +97,20 @@ def load_reranker(
     return None
 
 
-def missing_head(model_dir: Path) -> str | None:
-    """Why ``model_dir`` is not a trained sequence-classification checkpoint, or None.
+def missing_head(
+    model_dir: Path,
+    *,
+    architecture: str = "ForSequenceClassification",
+    heads: tuple[str, ...] = ("classifier.", "score.", "classification_head."),
+    what: str = "a cross-encoder",
+    head: str = "classification",
+) -> str | None:
+    """Why ``model_dir`` is not a trained checkpoint of ``architecture`` (a class-name
+    suffix), or None.
 
     Checks the config's architecture and, for safetensors checkpoints, that the head's
-    weights are really in the file (a bare encoder would get a randomly initialised one).
+    weights (tensor names starting with one of ``heads``) are really in the file: a bare
+    encoder would get a randomly initialised head.
     """
     config_file = model_dir / "config.json"
     try:
@@ -109,23 +118,20 @@ def missing_head(model_dir: Path) -> str | None:
     except (OSError, ValueError) as e:
         return f"unreadable {config_file.name} in {model_dir} ({type(e).__name__})"
     architectures = [str(a) for a in config.get("architectures") or []]
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
-        return f"{model_dir} is not a cross-encoder (architectures {architectures})"
+    if not any(a.endswith(architecture) for a in architectures):
+        return f"{model_dir} is not {what} (architectures {architectures})"
     weights = sorted(model_dir.glob("*.safetensors"))
-    if weights and not any(_has_head_tensor(w) for w in weights):
-        return f"{model_dir} has no trained classification head"
+    if weights and not any(_has_head_tensor(w, heads) for w in weights):
+        return f"{model_dir} has no trained {head} head"
     return None
 
 
-_HEAD_PREFIXES = ("classifier.", "score.", "classification_head.")
-
-
-def _has_head_tensor(weights_file: Path) -> bool:
+def _has_head_tensor(weights_file: Path, heads: tuple[str, ...]) -> bool:
     from safetensors import safe_open
 
     with safe_open(str(weights_file), framework="numpy") as f:
         return any(
-            any(name.startswith(p) or f".{p}" in name for p in _HEAD_PREFIXES)
+            any(name.startswith(p) or f".{p}" in name for p in heads)
             for name in f.keys()  # noqa: SIM118 (not iterable)
         )
 

@@ -347,3 +347,39 @@ def test_backends_lists_every_kind_from_the_registries(
     assert "celery, fake, inline" in out
     assert ", ".join(available_kinds()) in out
     assert "auto, extractive, fake, llamacpp, openai │ extractive" in out
+
+
+def test_eval_qa_reads_a_squad_file_and_reports_abstention(cli: Any, tmp_path: Path) -> None:
+    context = (
+        "The Normans were descended from Norse raiders. In 911 the Frankish king gave "
+        "them land in Normandy. Their duke William conquered England in 1066."
+    )
+    qas = [
+        {"id": "a", "question": "In what year did William conquer England?",
+         "answers": [{"text": "1066", "answer_start": 0}], "is_impossible": False},
+        {"id": "b", "question": "Who gave the Normans land in 911?",
+         "answers": [{"text": "the Frankish king", "answer_start": 0}], "is_impossible": False},
+        {"id": "c", "question": "In what year did William not conquer England?",
+         "answers": [], "is_impossible": True},
+        {"id": "d", "question": "Who gave the Normans land in 1250?",
+         "answers": [], "is_impossible": True},
+    ]  # fmt: skip
+    data = {"version": "v2.0", "data": [
+        {"title": "Normans", "paragraphs": [{"context": context, "qas": qas}]},
+        {"title": "Other", "paragraphs": [{"context": "Packet switching splits data.",
+                                           "qas": []}]},
+    ]}  # fmt: skip
+    file = tmp_path / "squad-tiny.json"
+    file.write_text(json.dumps(data))
+    r = cli("eval", "qa", "--squad", str(file), "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output[r.output.index("{") :])
+    assert report["questions"] == 4
+    assert report["abstained unanswerable"] == pytest.approx(1.0)
+    assert report["false abstention"] == pytest.approx(0.0)
+    assert report["answer recall"] == pytest.approx(1.0)
+    by_question = {x["question"]: x for x in report["results"]}
+    assert by_question["Who gave the Normans land in 1250?"]["abstained"]
+
+    r = cli("eval", "qa", "--squad", str(file), "--file", str(file))
+    assert r.exit_code == 2

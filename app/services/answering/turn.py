@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from app.services.search import SearchResult
+from llm.answerability.base import Verdict
 from llm.base import ChatMessage, Source
 from llm.citations import VerifiedAnswer
 from llm.language import Language
@@ -34,6 +35,9 @@ class Turn:
     evidence: float | None = None
     #: The hits packed into the context budget, numbered as the prompt shows them.
     sources: tuple[Source, ...] = ()
+    #: The answerability judge's verdict on those sources (None: no judge ran).
+    verdict: Verdict | None = None
+    judge: str | None = None
     #: The model's reply with its citations checked, or the not-found reply.
     reply: VerifiedAnswer = NO_REPLY
     abstained: bool = False

@@ -1,0 +1,1 @@
+"""Whether the retrieved evidence answers the question (see ``base``)."""

@@ -1,0 +1,148 @@
+"""The answerability check: sources about the question's topic that do not answer it
+give the not-found reply, not a confident wrong quote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm.answerability.base import Verdict
+from llm.answerability.rules import RulesJudge
+from llm.base import Source
+from llm.language import detect_language
+from llm.testing import FakeChatModel
+from tests.fixtures import docs
+from tests.unit.ingest_helpers import ingest
+
+
+def source(text: str, n: int = 1) -> Source:
+    return Source(n=n, chunk_id=f"c{n}", document_id="d", title="T", page=1, text=text)
+
+
+def verdict(question: str, *texts: str) -> Verdict:
+    sources = [source(t, n) for n, t in enumerate(texts, 1)]
+    return RulesJudge().judge(question, sources, language=detect_language(question))
+
+
+TREATY = "The treaty was signed by France and Spain in 1763 after seven years of war."
+
+
+@pytest.mark.parametrize(
+    ("question", "texts", "why"),
+    [
+        ("Who did not sign the treaty?", [TREATY], "negated"),
+        ("Which country signed the treaty in 1950?", [TREATY], "1950"),
+        (
+            "When was the Scottish Parliament founded?",
+            ["The Scottish Parliament was founded by the Scotland Act."],
+            "when",
+        ),
+        (
+            "How many members does the Scottish Parliament have?",
+            ["Members of the Scottish Parliament are elected by proportional representation."],
+            "number",
+        ),
+        ("公司有多少名员工？", ["公司的员工分布在北京和上海。"], "number"),
+    ],
+)
+def test_sources_on_the_topic_that_miss_what_the_question_demands_do_not_answer(
+    question: str, texts: list[str], why: str
+) -> None:
+    v = verdict(question, *texts)
+    assert not v.answerable
+    assert why in v.reason
+
+
+@pytest.mark.parametrize(
+    ("question", "texts"),
+    [
+        ("Who did not sign the treaty?", [TREATY, "Portugal did not sign the treaty."]),
+        ("Which countries signed the treaty in 1763?", [TREATY]),
+        (
+            "When was the Scottish Parliament founded?",
+            ["The Scottish Parliament was founded in 1999 by the Scotland Act."],
+        ),
+        (
+            "How many members does the Scottish Parliament have?",
+            ["The Scottish Parliament has 129 members."],
+        ),
+        ("公司有多少名员工？", ["公司共有三百名员工。"]),
+        # Nothing shared to judge by: left to the other gates, not refused here.
+        ("What is the capital of France?", ["Die Hauptstadt Frankreichs ist Paris."]),
+    ],
+)
+def test_sources_that_meet_the_question_answer(question: str, texts: list[str]) -> None:
+    v = verdict(question, *texts)
+    assert v.answerable, v.reason
+
+
+HISTORY = [
+    "# The war\n\nThe treaty was signed by France and Spain in 1763 after seven years of war."
+    "\n\nThe army marched north in the spring of 1759."
+]
+
+
+@pytest.fixture
+def history(container: Any) -> Any:
+    return ingest(container, {"history.pdf": docs.make_pdf(HISTORY, title="History")})
+
+
+def test_the_extractive_answer_abstains_on_a_question_its_sources_do_not_answer(
+    container: Any, history: Any
+) -> None:
+    answered = container.answers.ask("Who signed the treaty in 1763?")
+    assert not answered.abstained
+    assert "France and Spain" in answered.text
+    assert answered.provenance["answerability"]["answerable"] is True
+
+    answer = container.answers.ask("Who did not sign the treaty in 1763?")
+    assert answer.abstained
+    assert answer.text == "I could not find this in the knowledge base."
+    assert answer.citations == ()
+    check = answer.provenance["answerability"]
+    assert (check["judge"], check["answerable"]) == ("rules", False)
+    assert "negated" in check["reason"]
+
+
+def test_a_generative_model_is_not_asked_when_the_sources_do_not_answer(
+    history: Any, rebuilt: Any
+) -> None:
+    model = FakeChatModel()
+    model.enqueue("France and Spain signed it [1].")
+    c = rebuilt(overrides={"chat_model": model})
+    answer = c.answers.ask("How many soldiers died when the treaty was signed in 1950?")
+    assert answer.abstained
+    assert model.requests == []
+    answer = c.answers.ask("Who signed the treaty in 1763?")
+    assert not answer.abstained
+    assert len(model.requests) == 1
+
+
+def test_the_check_can_be_turned_off(history: Any, rebuilt: Any) -> None:
+    from app.settings import AnswerabilitySettings
+
+    c = rebuilt(answer={"answerability": AnswerabilitySettings(kind="off")})
+    answer = c.answers.ask("Who did not sign the treaty in 1763?")
+    assert not answer.abstained  # the old behaviour: the topic's best sentence, quoted
+    assert answer.provenance["answerability"] is None
+
+
+def test_an_unknown_judge_is_refused_with_the_choices() -> None:
+    from app.settings import AnswerabilitySettings
+
+    with pytest.raises(ValueError, match="off, reader, rules"):
+        AnswerabilitySettings(kind="oracle")
+
+
+def test_a_reader_that_cannot_load_falls_back_to_the_rules(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from llm.answerability.registry import create_judge
+
+    judge = create_judge("reader", model=str(tmp_path / "no-such-model"), allow_download=False)
+    assert judge is not None
+    assert judge.name == "rules"
+    assert "answerability reader" in caplog.text
+    assert "unavailable" in caplog.text
