@@ -205,6 +205,8 @@ def eval_qa(
                     "abstained": r.abstained,
                     "citations": r.citations,
                     "correct_citations": r.correct_citations,
+                    "unanswerable": r.item.unanswerable,
+                    "refused_because": r.refused_because,
                 }
                 for r in report.results
             ]

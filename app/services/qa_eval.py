@@ -44,6 +44,8 @@ class QAResult:
     support: float | None = None
     #: An answer (not a not-found) with citations, every one of whose markers verified.
     well_cited: bool = False
+    #: Why the answerability check refused the sources (None: it did not).
+    refused_because: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,11 +142,17 @@ def score(item: QAItem, answer: Answer, seconds: float, doc_names: dict[str, str
         seconds,
         evidence=answer.provenance.get("evidence"),
         support=answer.provenance.get("support"),
+        refused_because=_refusal(answer),
         well_cited=bool(answer.citations)
         and not answer.abstained
         and answer.dropped_markers == 0
         and not answer.unsupported,
     )
+
+
+def _refusal(answer: Answer) -> str | None:
+    check = answer.provenance.get("answerability")
+    return None if not check or check["answerable"] else str(check["reason"])
 
 
 def evaluate_qa(

@@ -7,9 +7,13 @@ meets all three demands the question makes:
 - **numbers**: every number in the question ("in 1950", "two", 二十) is in that
   sentence's source. A question about another year is another question.
 - **negation**: a negated question ("Who did *not* sign the treaty?") needs a negated
-  sentence; a sentence about who signed does not answer it.
-- **answer type**: "when" / "what year" needs a date or number the question does not
-  already hold; "how many" / "how much" / "what percentage" / 多少 needs a number.
+  or restricting ("only", "except") sentence; one about who signed does not answer it.
+- **answer type**: "what year" / "which century" / 哪一年 needs a date, a number the
+  question does not already hold, or an ordinal. (Not a bare "when", which in a
+  handbook asks for a condition as often; nor "how many": the number is often in the
+  table row under the header that matched.)
+- **antonyms**: a question about the "largest" city is not answered by a sentence
+  about the "smallest" one (a sentence with the antonym and without the word).
 
 Each demand is a refusal on positive evidence only: a question the sources share no word
 with (a paraphrase, another language) is left to the other gates (retrieval's evidence,
@@ -37,14 +41,10 @@ from llm.support import SourceText, Tokens, text_tokens
 #: "the best evidence".
 NEAR_BEST = 0.75
 
+# Questions that ask for a date by name ("what year"); not a bare "when", which in a
+# handbook asks for a condition as often ("When is a fit note required?").
 _WHEN = re.compile(
-    r"^\W*when\b|\b(?:what|which)\s+(?:year|years|century|decade|month|day|date|time)\b"
-    r"|什么时候|哪一?年|何时|哪天",
-    re.IGNORECASE,
-)
-_COUNT = re.compile(
-    r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:percentage|percent|proportion|number|amount)\b"
-    r"|多少|几[个年岁次位种名天]",
+    r"\b(?:what|which)\s+(?:year|years|century|decade|month|date)\b|哪一?年|哪个月|哪天",
     re.IGNORECASE,
 )
 _DATE_WORD = re.compile(
@@ -53,6 +53,39 @@ _DATE_WORD = re.compile(
     r"ago)\b|\d{3,4}s\b|[年月日世纪]",
     re.IGNORECASE,
 )
+# Ordinals answer "how many" and "what date" too: "the 8th day", "the third week".
+_ORDINAL = re.compile(
+    r"\b\d+(?:st|nd|rd|th)\b|\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth|"
+    r"ninth|tenth|twelfth|twentieth|hundredth)\b|第[〇零一二三四五六七八九十百\d]+",
+    re.IGNORECASE,
+)
+
+
+# Antonym pairs SQuAD 2.0's writers swap into questions (English; lower case, as written).
+_ANTONYM_PAIRS = """
+first last|largest smallest|biggest smallest|most least|before after|increase decrease|
+increased decreased|north south|east west|early late|earliest latest|minimum maximum|
+higher lower|highest lowest|won lost|rise fall|major minor|begin end|start end|more less|
+longer shorter|longest shortest|larger smaller|older younger|oldest youngest|strong weak|
+stronger weaker|success failure|successful unsuccessful|positive negative|public private|
+legal illegal|accept reject|accepted rejected|allowed banned|win lose|best worst|
+better worse|inside outside|upper lower|top bottom|ancient modern|rich poor|wealthy poor|
+male female|men women|support oppose|supported opposed|agree disagree|open closed|
+internal external|import export|imports exports|gain loss|direct indirect|cheap expensive|
+faster slower|above below|allies enemies|victory defeat|built destroyed|entered left|
+birth death|born died|buy sell|bought sold|lend borrow|added removed|included excluded|
+hired fired|raised lowered|domestic foreign|majority minority|full empty|peace war
+"""
+ANTONYMS: dict[str, frozenset[str]] = {}
+for _pair in _ANTONYM_PAIRS.replace("\n", "").split("|"):
+    _a, _b = _pair.split()
+    ANTONYMS[_a] = ANTONYMS.get(_a, frozenset()) | {_b}
+    ANTONYMS[_b] = ANTONYMS.get(_b, frozenset()) | {_a}
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORDS.findall(text.casefold()))
 
 
 @dataclass(frozen=True)
@@ -100,16 +133,27 @@ def _candidates(q: Tokens, sources: Sequence[Source]) -> list[_Candidate]:
     return out
 
 
+# A sentence that restricts says what is not allowed without a "not": "you may only
+# install apps from the catalogue" answers "Can I install an app that isn't in it?"
+_RESTRICTS = re.compile(
+    r"\b(?:only|except|unless|prohibited|forbidden|banned|excluded|instead)\b|只|仅|禁止|除",
+    re.IGNORECASE,
+)
+
+
 def _unmet(question: str, q: Tokens, c: _Candidate) -> str:
     """Which demand of the question sentence ``c`` fails ("" when it meets them all)."""
     missing = sorted(q.numbers - c.source_numbers)
     if missing:
         return f"the question's number {missing[0]} is in none of the best-matching sources"
-    if q.negated and not c.tokens.negated:
+    if q.negated and not (c.tokens.negated or _RESTRICTS.search(c.text)):
         return "the question is negated and the best-matching passages are not"
-    new_numbers = c.tokens.numbers - q.numbers
-    if _COUNT.search(question) and not new_numbers:
-        return "the question asks for a number and the best-matching passages give none"
-    if _WHEN.search(question) and not new_numbers and not _DATE_WORD.search(c.text):
-        return "the question asks when and the best-matching passages give no date"
+    dated = c.tokens.numbers - q.numbers or _ORDINAL.search(c.text) or _DATE_WORD.search(c.text)
+    if _WHEN.search(question) and not dated:
+        return "the question asks for a date and the best-matching passages give none"
+    said = _words(c.text)
+    for word in sorted(_words(question) - said):
+        opposite = sorted(ANTONYMS.get(word, frozenset()) & said)
+        if opposite:
+            return f"the question says {word!r}, the best-matching passages say {opposite[0]!r}"
     return ""

@@ -35,16 +35,16 @@ TREATY = "The treaty was signed by France and Spain in 1763 after seven years of
         ("Who did not sign the treaty?", [TREATY], "negated"),
         ("Which country signed the treaty in 1950?", [TREATY], "1950"),
         (
-            "When was the Scottish Parliament founded?",
+            "In what year was the Scottish Parliament founded?",
             ["The Scottish Parliament was founded by the Scotland Act."],
-            "when",
+            "date",
         ),
+        ("公司是哪一年成立的？", ["公司成立于北京，员工分布在上海。"], "date"),
         (
-            "How many members does the Scottish Parliament have?",
-            ["Members of the Scottish Parliament are elected by proportional representation."],
-            "number",
+            "What is the largest city in Scotland?",
+            ["Inverness is the smallest city in Scotland."],
+            "'largest'",
         ),
-        ("公司有多少名员工？", ["公司的员工分布在北京和上海。"], "number"),
     ],
 )
 def test_sources_on_the_topic_that_miss_what_the_question_demands_do_not_answer(
@@ -61,14 +61,20 @@ def test_sources_on_the_topic_that_miss_what_the_question_demands_do_not_answer(
         ("Who did not sign the treaty?", [TREATY, "Portugal did not sign the treaty."]),
         ("Which countries signed the treaty in 1763?", [TREATY]),
         (
-            "When was the Scottish Parliament founded?",
+            "In what year was the Scottish Parliament founded?",
             ["The Scottish Parliament was founded in 1999 by the Scotland Act."],
         ),
+        ("公司是哪一年成立的？", ["公司于1998年成立于北京。"]),
+        # A restriction answers a negated question; a bare "when" may ask for a condition.
         (
-            "How many members does the Scottish Parliament have?",
-            ["The Scottish Parliament has 129 members."],
+            "Can I install an app that isn't in the Self Service catalogue?",
+            ["You may only install apps from the Self Service catalogue."],
         ),
-        ("公司有多少名员工？", ["公司共有三百名员工。"]),
+        (
+            "When is a doctor's fit note required?",
+            ["A fit note from a doctor is required from the 8th calendar day of absence."],
+        ),
+        ("What is the largest city in Scotland?", ["Glasgow is the largest city in Scotland."]),
         # Nothing shared to judge by: left to the other gates, not refused here.
         ("What is the capital of France?", ["Die Hauptstadt Frankreichs ist Paris."]),
     ],
