@@ -220,9 +220,10 @@ class MilvusLexicalIndex:
         """The dense and BM25 searches and their RRF fusion in one ``hybrid_search``
         (``FusingIndex``); only in a store's collection (else a ``LexicalIndexError``).
 
-        Milvus returns the fused list and its scores only; the dense ranks and the top
-        cosine come from the returned vectors (the candidates hold the whole dense
-        list), the BM25 rank from what the dense rank leaves of the fused score."""
+        Milvus returns the fused list and its scores only: the top cosine comes from the
+        returned vectors (the candidates hold the whole dense list), each chunk's two
+        ranks from its fused score (``_ranks``). Returning the vectors costs about as
+        much as the search on milvus-lite, but abstention needs the cosine."""
         store = self._store
         if store is None:
             raise LexicalIndexError("fused_search needs the index in a vector store's collection")
@@ -327,20 +328,82 @@ def _fused(
         for h in hits
         if h["entity"]["has_vector"]
     }
-    by_cosine = sorted(cosine, key=lambda i: (-cosine[i], i))[:dense_k]
-    dense_rank = {chunk_id: rank for rank, chunk_id in enumerate(by_cosine, start=1)}
-    # The least a BM25 rank adds to a fused score; less left over is float noise.
-    least = 1.0 / (rrf_k + lexical_k)
+    by_cosine = sorted(cosine, key=lambda i: (-cosine[i], i))
+    near = {chunk_id: rank for rank, chunk_id in enumerate(by_cosine, start=1)}
+    options = {
+        h["chunk_id"]: _ranks(
+            float(h["distance"]), near.get(h["chunk_id"]), dense_k, lexical_k, rrf_k
+        )
+        for h in hits
+    }
+    # A rank belongs to one chunk per list: the surest chunks choose first.
+    ranks: dict[str, tuple[int | None, int | None]] = {}
+    taken: set[tuple[int, int]] = set()
+    for chunk_id in sorted(options, key=lambda i: _doubt(options[i], near.get(i), dense_k)):
+        free = [
+            p
+            for p in options[chunk_id]
+            if not any(r is not None and (n, r) in taken for n, r in enumerate(p))
+        ]
+        pair = (free or options[chunk_id] or [(None, None)])[0]
+        ranks[chunk_id] = pair
+        taken.update((n, r) for n, r in enumerate(pair) if r is not None)
     out = []
     for h in hits:
-        chunk_id, score = h["chunk_id"], float(h["distance"])
-        d = dense_rank.get(chunk_id)
-        left = score - (1.0 / (rrf_k + d) if d is not None else 0.0)
-        lexical_rank = round(1.0 / left - rrf_k) if left > least / 2 else None
-        if lexical_rank is not None and not 1 <= lexical_rank <= lexical_k:
-            lexical_rank = None  # a dense rank Milvus saw otherwise (a tie): unknown
-        e = h["entity"]
-        out.append(FusedHit(chunk_id, e["document_id"], e["collection_id"], score, d, lexical_rank))
+        chunk_id, e = h["chunk_id"], h["entity"]
+        d, lexical_rank = ranks[chunk_id]
+        out.append(
+            FusedHit(
+                chunk_id,
+                e["document_id"],
+                e["collection_id"],
+                float(h["distance"]),
+                d,
+                lexical_rank,
+            )
+        )
     out.sort(key=lambda f: order_key(f.score, (f.dense_rank, f.lexical_rank), f.chunk_id))
     top = cosine[by_cosine[0]] if by_cosine else 0.0
     return FusedResult(out, top)
+
+
+def _ranks(
+    score: float, near: int | None, dense_k: int, lexical_k: int, rrf_k: float
+) -> list[tuple[int | None, int | None]]:
+    """The (dense, BM25) rank pairs whose RRF sum is ``score`` (Milvus's, in float32),
+    likeliest first.
+
+    Distinct rank pairs almost never sum to the same score; where several do (a chunk
+    at rank r of one list only, or ranks swapped between the lists), the one whose
+    dense rank is nearest ``near``, the chunk's rank by cosine among the candidates,
+    comes first. ``near`` alone is not the dense rank: on an approximate index the dense list
+    can miss a close chunk that the BM25 list brought in."""
+    tolerance = 1e-6 * score
+    found: list[tuple[int | None, int | None]] = []
+    for d in [None, *range(1, dense_k + 1)]:
+        left = score - (1.0 / (rrf_k + d) if d is not None else 0.0)
+        if abs(left) <= tolerance:
+            found.append((d, None))
+            continue
+        if left <= 0:
+            continue
+        r = round(1.0 / left - rrf_k)
+        if 1 <= r <= lexical_k and abs(1.0 / (rrf_k + r) - left) <= tolerance:
+            found.append((d, r))
+    # Empty: not an RRF score of these depths.
+    return sorted(found, key=lambda pair: _distance(pair, near, dense_k))
+
+
+def _distance(pair: tuple[int | None, int | None], near: int | None, dense_k: int) -> int:
+    far = dense_k + 1  # where a chunk outside the dense list sits
+    return abs((far if pair[0] is None else pair[0]) - (far if near is None else near))
+
+
+def _doubt(
+    options: list[tuple[int | None, int | None]], near: int | None, dense_k: int
+) -> tuple[int, int]:
+    """How unsure a chunk's ranks are: one option, then a clear favourite, first."""
+    if len(options) < 2:
+        return (0, 0)
+    best, second = (_distance(p, near, dense_k) for p in options[:2])
+    return (1, best - second)

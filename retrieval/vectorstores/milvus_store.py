@@ -102,11 +102,11 @@ class MilvusVectorStore:
         self._prefix = (milvus or MilvusConnection()).prefix
         self._ef_search = ef_search
         self._index_type = index_type.upper()
+        self.analyzer = full_text.analyzer() if full_text is not None else None
         self._db = Connected(milvus, Path(directory), ROLE, VectorStoreError)
         lite = is_lite(self._db.uri)
         self._tokenizer = tokenizer_for(lite)
         self._partition_key = full_text is None or not lite
-        self.analyzer = full_text.analyzer() if full_text is not None else None
         self._text = (
             text_manifest(self.analyzer, self._tokenizer, self._partition_key)
             if self.analyzer is not None
