@@ -135,9 +135,12 @@ class Container:
 
     def open_vector_store(self, directory: os.PathLike[str]) -> VectorStore:
         store = self.settings.vector_store
+        context = None
+        if store.kind == "milvus":
+            context = {"milvus": self._milvus_connection(), "full_text": self._milvus_text()}
         return create_vector_store(
             store.kind,
-            context={"milvus": self._milvus_connection()} if store.kind == "milvus" else None,
+            context=context,
             directory=directory,
             embedding_model=self.embedder.model_name,
             dimension=self.embedder.dimension,
@@ -146,18 +149,35 @@ class Container:
 
     @cached_property
     def lexical(self) -> LexicalIndex:
-        return self.open_lexical_index(self.lexical_dir)
+        return self.open_lexical_index(self.lexical_dir, self.vectors)
 
-    def open_lexical_index(self, directory: os.PathLike[str]) -> LexicalIndex:
+    def open_lexical_index(
+        self, directory: os.PathLike[str], vectors: VectorStore | None = None
+    ) -> LexicalIndex:
+        """The lexical index at ``directory``; ``vectors``, the store opened beside it
+        (built and swapped with it), holds it where the backends can share storage."""
         kind = self.settings.lexical_kind
         context: dict[str, Any] = {
             "directory": Path(directory),
             "cache_dir": self.settings.data_dir / "cache",
+            "vectors": vectors,
         }
         if kind == "milvus":
             context["milvus"] = self._milvus_connection()
         return create_lexical_index(
             kind, context=context, **self.settings.lexical.options_for(kind)
+        )
+
+    def _milvus_text(self) -> Any:
+        """With a Milvus lexical index too, the Milvus vector store keeps the chunks' text
+        and BM25 field beside their vectors, so hybrid search is one call."""
+        if self.settings.lexical_kind != "milvus":
+            return None
+        from retrieval._milvus_text import FullText
+
+        return FullText(
+            **self.settings.lexical.options_for("milvus"),
+            cache_dir=self.settings.data_dir / "cache",
         )
 
     def _milvus_connection(self) -> Any:

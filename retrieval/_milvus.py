@@ -154,26 +154,28 @@ class Connected:
         self.call("create_alias", client.create_alias, physical, self.name)
         log.info("created %s as %s", self.where, physical)
 
-    def count(self, collections: Collection[str] | None) -> int:
+    def count(self, collections: Collection[str] | None, *, only: str = "") -> int:
+        """Rows in ``collections`` (None: all) that also pass the filter ``only``."""
         if collections is not None and not collections:
             return 0
         rows = self.call(
             "count",
             self.client.query,
             self.name,
-            filter=in_filter("collection_id", collections),
+            filter=all_of(only, in_filter("collection_id", collections)),
             output_fields=["count(*)"],
         )
         return int(rows[0]["count(*)"]) if rows else 0
 
-    def scan(self, field: str) -> Iterator[Any]:
-        """Every row's ``field`` (for orphan clean-up; costs a pass over all rows).
+    def scan(self, field: str, *, only: str = ALL) -> Iterator[Any]:
+        """``field`` of every row that passes the filter ``only`` (for orphan clean-up; costs a
+        pass over all rows).
 
         A server pages with a query iterator; milvus-lite answers one query (it keeps no
         timestamps for the iterator, and a lite database is small)."""
         if self._lite:
             rows = self.call(
-                "query", self.client.query, self.name, filter=ALL, output_fields=[field]
+                "query", self.client.query, self.name, filter=only, output_fields=[field]
             )
             yield from (row[field] for row in rows)
             return
@@ -182,7 +184,7 @@ class Connected:
             self.client.query_iterator,
             self.name,
             batch_size=4096,
-            filter=ALL,
+            filter=only,
             output_fields=[field],
         )
         try:
@@ -191,25 +193,50 @@ class Connected:
         finally:
             iterator.close()
 
-    def upsert(self, rows: list[dict[str, Any]], *, batch: int) -> None:
-        """Upsert ``rows`` in calls of ``batch`` rows (a gRPC message is capped at 64 MB)."""
+    def upsert(self, rows: list[dict[str, Any]], *, batch: int, partial: bool = False) -> None:
+        """Upsert ``rows`` in calls of ``batch`` rows (a gRPC message is capped at 64 MB).
+        ``partial``: a row of an existing key keeps the fields the new row leaves out."""
         with self.lock:
             for start in range(0, len(rows), batch):
-                self.call("upsert", self.client.upsert, self.name, rows[start : start + batch])
+                self.call(
+                    "upsert",
+                    self.client.upsert,
+                    self.name,
+                    rows[start : start + batch],
+                    **({"partial_update": True} if partial else {}),
+                )
 
-    def delete_documents(self, document_ids: Iterable[str]) -> int:
+    def delete_documents(self, document_ids: Iterable[str], *, only: str = "") -> int:
+        """Delete every row of these documents; returns how many of them pass ``only``."""
         ids = sorted(set(document_ids))
         if not ids:
             return 0
         where = in_filter("document_id", ids)
         with self.lock:
             rows = self.call(
-                "count", self.client.query, self.name, filter=where, output_fields=["count(*)"]
+                "count",
+                self.client.query,
+                self.name,
+                filter=all_of(only, where),
+                output_fields=["count(*)"],
             )
             n = int(rows[0]["count(*)"]) if rows else 0
-            if n:
+            if n or only:  # rows that do not pass ``only`` go too
                 self.call("delete", self.client.delete, self.name, filter=where)
         return n
+
+    def existing(self, chunk_ids: Collection[str]) -> set[str]:
+        """Which of these chunks have a row."""
+        if not chunk_ids:
+            return set()
+        rows = self.call(
+            "query",
+            self.client.query,
+            self.name,
+            filter=in_filter("chunk_id", chunk_ids),
+            output_fields=["chunk_id"],
+        )
+        return {row["chunk_id"] for row in rows}
 
     def clear(self) -> None:
         with self.lock:
@@ -237,6 +264,17 @@ class Connected:
         if old is not None and old != physical:
             self.call("drop_collection", client.drop_collection, old)
         self.name = target
+
+    def drop_index(self, directory: Path, role: str, prefix: str) -> None:
+        """Drop the index of ``role`` at ``directory`` (its alias and collection), if any."""
+        alias = collection_name(prefix, Path(directory), role)
+        client = self.client
+        if not self.call("has_collection", client.has_collection, alias):
+            return
+        physical = self.call("describe_alias", client.describe_alias, alias)["collection_name"]
+        self.call("drop_alias", client.drop_alias, alias)
+        self.call("drop_collection", client.drop_collection, physical)
+        log.info("dropped %r at %s (its data now lives in %r)", alias, self.uri, self.name)
 
     def close(self) -> None:
         if self._closed:
@@ -275,6 +313,11 @@ def in_filter(field: str, values: Collection[str] | None) -> str:
     if values is None:
         return ""
     return f"{field} in {json.dumps(sorted(values), ensure_ascii=False)}"
+
+
+def all_of(*filters: str) -> str:
+    """The filters that are not empty, joined with ``and`` ("" when none is left)."""
+    return " and ".join(f"({f})" for f in filters if f)
 
 
 def check_ids(record: Any, names: tuple[str, ...], error: type[RetrievalError]) -> None:

@@ -54,7 +54,7 @@ def rrf(
     fused = [
         Fused(doc_id, _score(slots, weights, k), tuple(slots)) for doc_id, slots in ranks.items()
     ]
-    fused.sort(key=_order)
+    fused.sort(key=lambda f: order_key(f.score, f.ranks, f.id))
     return fused
 
 
@@ -63,7 +63,10 @@ def _score(ranks: Sequence[int | None], weights: Sequence[float], k: float) -> f
     return sum(w / (k + r) for w, r in zip(weights, ranks, strict=True) if r is not None)
 
 
-def _order(item: Fused) -> tuple[float, int, tuple[float, ...], str]:
-    present = [r for r in item.ranks if r is not None]
-    by_list = tuple(math.inf if r is None else float(r) for r in item.ranks)
-    return (-item.score, min(present), by_list, item.id)
+def order_key(
+    score: float, ranks: Sequence[int | None], doc_id: str
+) -> tuple[float, float, tuple[float, ...], str]:
+    """``rrf``'s order: the higher score, then the better best rank, then the id found
+    earlier in the earlier list, then the smaller id (for a fusion done elsewhere too)."""
+    by_list = tuple(math.inf if r is None else float(r) for r in ranks)
+    return (-score, min(by_list, default=math.inf), by_list, doc_id)

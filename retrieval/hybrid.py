@@ -3,6 +3,11 @@ optionally reranked by a cross-encoder.
 
 The collection filter goes *into* both searches (``collections=``), never onto their
 results: a chunk outside the caller's collections cannot take a slot or leak a score.
+
+Where the lexical index shares its storage with the vector store and can fuse both
+searches in one call (``FusingIndex``: Milvus's ``hybrid_search``), a hybrid search is
+that one call, as long as the weights are equal (Milvus's RRF is unweighted); its
+ranking is the one ``rrf`` would give for the same two lists.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from retrieval.embedders.base import Embedder
 from retrieval.errors import RerankError
 from retrieval.fusion import DEFAULT_RRF_K, rrf
 from retrieval.language import reads
-from retrieval.lexical.base import LexicalIndex
+from retrieval.lexical.base import FusingIndex, LexicalIndex
 from retrieval.rerankers.base import Reranker
-from retrieval.vectorstores.base import VectorStore
+from retrieval.vectorstores.base import Vector, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class StageTimings:
     embedding the query (``embed_ms``); ``dedup_ms`` includes fetching the texts."""
 
     embed_ms: float = 0.0
+    #: In a one-call hybrid search: that call (both searches and the fusion).
     dense_ms: float = 0.0
     lexical_ms: float = 0.0
     fuse_ms: float = 0.0
@@ -168,6 +174,13 @@ class HybridRetriever:
         if embedder is None and lexical is None:
             raise ValueError("a retriever needs a vector store, a lexical index or both")
         self._warned_dense_only = False
+        self._fusing = (
+            lexical
+            if isinstance(lexical, FusingIndex)
+            and lexical.fuses_with(vectors)
+            and weights[0] == weights[1] > 0
+            else None
+        )
 
     def retrieve(
         self,
@@ -199,54 +212,39 @@ class HybridRetriever:
             # would outvote BM25.
             voted = reads(query, self.embedder.languages)
         t: dict[str, float] = {}
-        candidates: dict[str, _Candidate] = {}
-        dense_ids: list[str] = []
-        lexical_ids: list[str] = []
-        seen_lexical: set[str] = set()
-        top_dense: float | None = None
-
-        dense = voted and mode != "bm25"
-        if dense and self.embedder is not None and self.vectors is not None:
+        qv: Vector | None = None
+        if voted and mode != "bm25" and self.embedder is not None:
             t0 = time.perf_counter()
             qv = self.embedder.embed_query(query)[0]
             t["embed_ms"] = _ms(t0)
-            hits = self.vectors.search(qv, k=max(self.dense_k, k), collections=collections)
-            top_dense = hits[0].score if hits else 0.0
-            t["dense_ms"] = _ms(t0)
-            for rank, h in enumerate(hits, start=1):
-                if h.chunk_id in candidates:
-                    continue
-                candidates[h.chunk_id] = _Candidate(
-                    h.chunk_id, h.document_id, h.collection_id, h.score, dense_rank=rank
+        one_call = None
+        if hybrid and qv is not None and self._fusing is not None:
+            t0 = time.perf_counter()
+            one_call = self._fusing.fused_search(
+                qv,
+                query,
+                dense_k=max(self.dense_k, k),
+                lexical_k=max(self.lexical_k, k),
+                rrf_k=self.rrf_k,
+                collections=collections,
+            )
+            t["dense_ms"] = t.get("embed_ms", 0.0) + _ms(t0)
+        if one_call is not None:
+            w = self.weights[0]
+            ranked = [
+                _Candidate(
+                    h.chunk_id,
+                    h.document_id,
+                    h.collection_id,
+                    h.score * w,
+                    dense_rank=h.dense_rank,
+                    lexical_rank=h.lexical_rank,
                 )
-                dense_ids.append(h.chunk_id)
-        if mode != "dense" and self.lexical is not None:
-            t0 = time.perf_counter()
-            lhits = self.lexical.search(query, k=max(self.lexical_k, k), collections=collections)
-            t["lexical_ms"] = _ms(t0)
-            for rank, lh in enumerate(lhits, start=1):
-                if lh.chunk_id in seen_lexical:
-                    continue
-                seen_lexical.add(lh.chunk_id)
-                c = candidates.get(lh.chunk_id)
-                if c is None:
-                    c = candidates[lh.chunk_id] = _Candidate(
-                        lh.chunk_id, lh.document_id, lh.collection_id, lh.score
-                    )
-                c.lexical_rank = rank
-                lexical_ids.append(lh.chunk_id)
-
-        if mode in ("dense", "bm25"):
-            ranked = [candidates[i] for i in (dense_ids if mode == "dense" else lexical_ids)]
+                for h in one_call.hits
+            ]
+            top_dense: float | None = one_call.top_dense_score
         else:
-            t0 = time.perf_counter()
-            fused = rrf([dense_ids, lexical_ids], weights=self.weights, k=self.rrf_k)
-            ranked = []
-            for f in fused:
-                c = candidates[f.id]
-                c.score = f.score
-                ranked.append(c)
-            t["fuse_ms"] = _ms(t0)
+            ranked, top_dense = self._search_separately(query, qv, k, collections, mode, t)
 
         reranker = self.reranker if mode == "hybrid+rerank" else None
         window = max(k, reranker.top_n) if reranker is not None else k
@@ -292,6 +290,65 @@ class HybridRetriever:
             top_dense_score=top_dense,
             dense_voted=voted,
         )
+
+    def _search_separately(
+        self,
+        query: str,
+        qv: Vector | None,
+        k: int,
+        collections: Collection[str] | None,
+        mode: Mode,
+        t: dict[str, float],
+    ) -> tuple[list[_Candidate], float | None]:
+        """The dense search (with ``qv``), the BM25 one and their fusion (as ``mode``
+        asks), recording their timings in ``t``; also the top dense score."""
+        candidates: dict[str, _Candidate] = {}
+        dense_ids: list[str] = []
+        lexical_ids: list[str] = []
+        seen_lexical: set[str] = set()
+        top_dense: float | None = None
+
+        if qv is not None and self.vectors is not None:
+            t0 = time.perf_counter()
+            hits = self.vectors.search(qv, k=max(self.dense_k, k), collections=collections)
+            top_dense = hits[0].score if hits else 0.0
+            t["dense_ms"] = t.get("embed_ms", 0.0) + _ms(t0)
+            for rank, h in enumerate(hits, start=1):
+                if h.chunk_id in candidates:
+                    continue
+                candidates[h.chunk_id] = _Candidate(
+                    h.chunk_id, h.document_id, h.collection_id, h.score, dense_rank=rank
+                )
+                dense_ids.append(h.chunk_id)
+        if mode != "dense" and self.lexical is not None:
+            t0 = time.perf_counter()
+            lhits = self.lexical.search(query, k=max(self.lexical_k, k), collections=collections)
+            t["lexical_ms"] = _ms(t0)
+            for rank, lh in enumerate(lhits, start=1):
+                if lh.chunk_id in seen_lexical:
+                    continue
+                seen_lexical.add(lh.chunk_id)
+                c = candidates.get(lh.chunk_id)
+                if c is None:
+                    c = candidates[lh.chunk_id] = _Candidate(
+                        lh.chunk_id, lh.document_id, lh.collection_id, lh.score
+                    )
+                c.lexical_rank = rank
+                lexical_ids.append(lh.chunk_id)
+
+        if mode in ("dense", "bm25"):
+            return [
+                candidates[i] for i in (dense_ids if mode == "dense" else lexical_ids)
+            ], top_dense
+        t0 = time.perf_counter()
+        fused = rrf([dense_ids, lexical_ids], weights=self.weights, k=self.rrf_k)
+        ranked = []
+        for f in fused:
+            c = candidates[f.id]
+            c.score = f.score
+            ranked.append(c)
+        t["fuse_ms"] = _ms(t0)
+        return ranked, top_dense
 
 
 T = TypeVar("T")

@@ -45,19 +45,22 @@ def rebuild_index(
     open_store: Callable[[Path], VectorStore],
     *,
     lexical_dir: Path | None = None,
-    open_lexical: Callable[[Path], LexicalIndex] | None = None,
+    open_lexical: Callable[[Path, VectorStore], LexicalIndex] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Re-embed every chunk of every ready document into fresh vector and lexical
     indexes built beside the live ones, then swap them in. Search keeps working on the
-    old indexes until the swap; a crash mid-way leaves them untouched. Returns the count."""
+    old indexes until the swap; a crash mid-way leaves them untouched. Returns the count.
+
+    ``open_lexical`` gets the fresh vector store too: a lexical index that lives in the
+    store's storage (Milvus) is built and swapped with it."""
     staging = _staging(directory)
     store = _fresh(open_store(staging))
     lexical = None
     lexical_staging = None
     if lexical_dir is not None and open_lexical is not None:
         lexical_staging = _staging(lexical_dir)
-        lexical = _fresh(open_lexical(lexical_staging))
+        lexical = _fresh(open_lexical(lexical_staging, store))
     with sessions() as s:
         q = (
             select(Chunk, Document.collection_id, Document.title)
@@ -86,9 +89,15 @@ def rebuild_index(
             index.flush()
     if progress:
         progress(done, total)
-    _replace(store, staging, directory)
+    swaps: list[tuple[VectorStore | LexicalIndex, Path, Path]] = [(store, staging, directory)]
     if lexical is not None and lexical_dir is not None and lexical_staging is not None:
-        _replace(lexical, lexical_staging, lexical_dir)
+        swaps.append((lexical, lexical_staging, lexical_dir))
+    try:
+        for index, fresh, live in swaps:
+            _replace(index, fresh, live)
+    finally:
+        for index, _, _ in reversed(swaps):  # the lexical index may live in the store's
+            index.close()
     log.info("reindexed %d chunks with %s", done, embedder.model_name)
     return done
 
@@ -108,12 +117,10 @@ def _fresh(index: T) -> T:
 
 
 def _replace(index: VectorStore | LexicalIndex, staging: Path, directory: Path) -> None:
-    """Put the flushed staging ``index`` in the place of the one at ``directory``."""
+    """Put the flushed staging ``index`` in the place of the one at ``directory``
+    (closing a file index first; ``close`` is idempotent)."""
     if isinstance(index, Promotable):
-        try:
-            index.promote(directory)
-        finally:
-            index.close()
+        index.promote(directory)
         return
     index.close()
     _swap(staging, directory)
@@ -141,6 +148,14 @@ def _flush_batch(
         for c, _, title in batch
     ]
     vecs = embedder.embed_documents(texts)
+    # Vectors first, as ingestion writes them: a lexical index in the store's rows then
+    # only fills in their text.
+    store.upsert(
+        [
+            VectorRecord(c.id, c.document_id, collection_id, vecs[i])
+            for i, (c, collection_id, _) in enumerate(batch)
+        ]
+    )
     if lexical is not None:
         lexical.upsert(
             [
@@ -148,10 +163,4 @@ def _flush_batch(
                 for i, (c, collection_id, _) in enumerate(batch)
             ]
         )
-    store.upsert(
-        [
-            VectorRecord(c.id, c.document_id, collection_id, vecs[i])
-            for i, (c, collection_id, _) in enumerate(batch)
-        ]
-    )
     return len(batch)
