@@ -168,7 +168,7 @@ def main() -> None:
         tops: dict[tuple[str, str], list[list[str]]] = {}
         for scope in ("all collections", "one collection"):
             for name, retriever in layouts.items():
-                for text, col in queries[:10]:  # warm up
+                for text, _col in queries[:10]:  # warm up
                     retriever.retrieve(text, k=10, collections=None)
                 ms, top = [], []
                 for text, col in queries:
