@@ -8,7 +8,10 @@ budget -> prompt with numbered sources -> generate (streamed) -> verify every [n
 against its source -> record the answer, citations and provenance. Between packing
 and prompting, the answerability judge (``llm.answerability``), where one is set,
 decides whether the sources really answer the question; when they do not, the reply
-is the not-found one and the model is not asked. The question's
+is the not-found one and the model is not asked. After a model's reply, the judge
+reads the sources it cited, alone: a reply that quotes a passage which does not
+answer (another year, the case without the "not") while another passage does gets a
+caution beside it (it has streamed, so it is flagged, not withdrawn). The question's
 language is detected once, at the start, and every step that needs it is told.
 
 The model is the caller's choice (``ModelChoice``: a fine-tuned version picked by the
@@ -32,7 +35,7 @@ from app.services.answering.sources import pack_sources
 from app.services.answering.turn import Turn
 from app.services.model_router import ModelChoice
 from app.services.search import SearchService
-from llm.answerability.base import AnswerabilityJudge
+from llm.answerability.base import AnswerabilityJudge, Verdict
 from llm.base import ChatMessage, ChatModel, ChatRequest, GenerationParams, Source
 from llm.citations import Citation, VerifiedAnswer, verify
 from llm.errors import LLMError
@@ -87,11 +90,16 @@ class Answer:
     #: Everything needed to trace the answer: chunks (ids + hashes), model, prompt.
     provenance: Mapping[str, Any]
     timings: Mapping[str, float]
+    #: Why the passages the answer cites may not answer the question (None: they do,
+    #: or no judge ran).
+    caution: str | None = None
 
     @property
     def notice(self) -> str | None:
-        """A sentence to show beside an answer that did not finish normally."""
-        return FINISH_NOTICES.get(self.finish_reason)
+        """What to show beside an answer that did not finish normally, or whose cited
+        passages may not answer the question."""
+        notes = [n for n in (FINISH_NOTICES.get(self.finish_reason), self.caution) if n]
+        return " ".join(notes) or None
 
     @property
     def incomplete(self) -> bool:
@@ -175,6 +183,7 @@ class AnswerService:
             if answer_it:
                 request = self.prompt(turn)
                 turn = yield from self.generate(turn, model=choice.model, request=request)
+                turn = self.check_cited(turn)
             else:
                 turn = self.not_found(turn)
                 yield AnswerEvent(delta=turn.reply.text)
@@ -277,6 +286,18 @@ class AnswerService:
         """Every [n] of ``raw`` checked against source n; markers to no source dropped."""
         return replace(turn, reply=verify(raw, turn.sources), abstained=is_not_found(raw))
 
+    def check_cited(self, turn: Turn) -> Turn:
+        """The judge's verdict on the sources the reply cites, alone (the check before
+        the prompt passed on all of them: some passage answered, not necessarily the
+        one the model quoted)."""
+        cited = {c.n for c in turn.reply.citations}
+        if self.judge is None or turn.abstained or not cited:
+            return turn
+        t = time.perf_counter()
+        sources = [s for s in turn.sources if s.n in cited]
+        verdict = self.judge.judge(turn.standalone, sources, language=turn.language)
+        return replace(turn, cited_verdict=verdict, timings=turn.timed("judge_cited_s", t))
+
     def record(self, turn: Turn, *, model: ModelChoice) -> Answer:
         """The answer with its provenance and timings, also handed to ``on_answer``."""
         timings = turn.timed("total_s", turn.started)
@@ -292,6 +313,7 @@ class AnswerService:
             finish_reason=turn.finish,
             provenance=self.provenance(turn, model=model),
             timings={k: round(v, 4) for k, v in timings.items()},
+            caution=_caution(turn.cited_verdict),
         )
         if self.on_answer is not None:
             self.on_answer(answer)
@@ -315,8 +337,24 @@ class AnswerService:
             if turn.verdict is None
             else {
                 "judge": turn.judge,
-                "answerable": turn.verdict.answerable,
-                "score": round(turn.verdict.score, 4),
-                "reason": turn.verdict.reason,
+                **_verdict_fields(turn.verdict),
+                "cited": None
+                if turn.cited_verdict is None
+                else _verdict_fields(turn.cited_verdict),
             },
         }
+
+
+def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "answerable": verdict.answerable,
+        "score": round(verdict.score, 4),
+        "reason": verdict.reason,
+    }
+
+
+def _caution(cited: Verdict | None) -> str | None:
+    """The notice for a reply whose cited passages do not answer the question."""
+    if cited is None or cited.answerable:
+        return None
+    return f"Check this answer against its sources: {cited.reason}."

@@ -13,7 +13,8 @@ meets all three demands the question makes:
   handbook asks for a condition as often; nor "how many": the number is often in the
   table row under the header that matched.)
 - **antonyms**: a question about the "largest" city is not answered by a sentence
-  about the "smallest" one (a sentence with the antonym and without the word).
+  about the "smallest" one (a sentence with the antonym and without the word, in any
+  regular form: "fall" asked, "rises" said).
 
 Each demand is a refusal on positive evidence only: a question the sources share no word
 with (a paraphrase, another language) is left to the other gates (retrieval's evidence,
@@ -94,6 +95,7 @@ class _Candidate:
     text: str
     tokens: Tokens
     source_numbers: frozenset[str]
+    source_text: str
 
 
 class RulesJudge:
@@ -129,7 +131,9 @@ def _candidates(q: Tokens, sources: Sequence[Source]) -> list[_Candidate]:
         for a, b, toks in index.sentences:
             shared = len(q.words & toks.words)
             if shared:
-                out.append(_Candidate(shared / len(q.words), source.text[a:b], toks, numbers))
+                out.append(
+                    _Candidate(shared / len(q.words), source.text[a:b], toks, numbers, source.text)
+                )
     return out
 
 
@@ -152,8 +156,53 @@ def _unmet(question: str, q: Tokens, c: _Candidate) -> str:
     if _WHEN.search(question) and not dated:
         return "the question asks for a date and the best-matching passages give none"
     said = _words(c.text)
+    bound = _bound(question, c)
+    if bound:
+        return bound
     for word in sorted(_words(question) - said):
-        opposite = sorted(ANTONYMS.get(word, frozenset()) & said)
-        if opposite:
-            return f"the question says {word!r}, the best-matching passages say {opposite[0]!r}"
+        for base in _bases(word):
+            if _forms(base) & said:
+                break  # "rise" asked, "rises" said
+            opposite = sorted(set().union(*map(_forms, ANTONYMS.get(base, ()))) & said)
+            if opposite:
+                return f"the question says {word!r}, the best-matching passages say {opposite[0]!r}"
     return ""
+
+
+# A limit asked the other way round: "the minimum allowance" against "up to £400".
+_BOUNDS = {
+    "minimum": (
+        re.compile(r"\b(?:up to|at most|no more than|maximum|max)\b", re.IGNORECASE),
+        re.compile(r"\b(?:minimum|min|at least|no less than|from)\b", re.IGNORECASE),
+    ),
+    "maximum": (
+        re.compile(r"\b(?:at least|no less than|minimum)\b", re.IGNORECASE),
+        re.compile(r"\b(?:maximum|max|up to|at most|no more than|limit|limited)\b", re.IGNORECASE),
+    ),
+}
+
+
+def _bound(question: str, c: _Candidate) -> str:
+    """The question asks for a minimum and the sentence's source gives a maximum (or the
+    other way round), the sentence no minimum (a heading alone would meet it)."""
+    asked = _words(question)
+    for word, (other, same) in _BOUNDS.items():
+        said = other.search(c.source_text) if word in asked else None
+        if said and not same.search(c.text):
+            return f"the question asks for the {word}, the best-matching passages say {said[0]!r}"
+    return ""
+
+
+_SUFFIXES = ("s", "es", "d", "ed", "ing")
+
+
+def _bases(word: str) -> list[str]:
+    """``word`` and what it is with a regular English ending taken off ("rises": rise)."""
+    return [word] + [
+        word[: -len(s)] for s in _SUFFIXES if word.endswith(s) and len(word) > len(s) + 2
+    ]
+
+
+def _forms(word: str) -> set[str]:
+    """``word`` with the regular English endings ("fall": falls, falled, falling)."""
+    return {word} | {word + s for s in _SUFFIXES}

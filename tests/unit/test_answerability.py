@@ -45,6 +45,16 @@ TREATY = "The treaty was signed by France and Spain in 1763 after seven years of
             ["Inverness is the smallest city in Scotland."],
             "'largest'",
         ),
+        (
+            "After how many years does the vacation entitlement fall?",
+            ["After 5 years of service your vacation entitlement rises to 27 days."],
+            "'rises'",
+        ),
+        (
+            "What is the minimum home office allowance?",
+            ["New employees may claim a home office allowance of up to £400."],
+            "'up to'",
+        ),
     ],
 )
 def test_sources_on_the_topic_that_miss_what_the_question_demands_do_not_answer(
@@ -75,6 +85,10 @@ def test_sources_on_the_topic_that_miss_what_the_question_demands_do_not_answer(
             ["A fit note from a doctor is required from the 8th calendar day of absence."],
         ),
         ("What is the largest city in Scotland?", ["Glasgow is the largest city in Scotland."]),
+        ("What is the maximum home office allowance?", ["An allowance of up to £400."]),
+        ("What is the minimum notice?", ["At least 5 days' notice, and up to 4 weeks."]),
+        # The word asked, in another form, with its antonym beside it.
+        ("When does the sea level rise?", ["The sea level rises in spring and falls in autumn."]),
         # Nothing shared to judge by: left to the other gates, not refused here.
         ("What is the capital of France?", ["Die Hauptstadt Frankreichs ist Paris."]),
     ],
@@ -124,6 +138,49 @@ def test_a_generative_model_is_not_asked_when_the_sources_do_not_answer(
     answer = c.answers.ask("Who signed the treaty in 1763?")
     assert not answer.abstained
     assert len(model.requests) == 1
+
+
+class CitingModel(FakeChatModel):
+    """Replies ``reply``, citing the source that holds its first word, whatever the
+    question."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    def _next(self, request: Any) -> Any:
+        word = self.reply.split()[0]
+        n = next(s.n for s in request.sources if word in s.text)
+        self.enqueue(f"{self.reply} [{n}].")
+        return super()._next(request)
+
+
+def test_a_reply_that_cites_a_passage_that_does_not_answer_is_flagged(
+    container: Any, rebuilt: Any
+) -> None:
+    ingest(
+        container,
+        {
+            "war.md": (HISTORY[0] + "\n").encode(),
+            "peace.md": b"# The peace\n\nA second treaty was signed by Portugal and Britain.\n",
+        },
+    )
+    # Some passage holds the year, so the model is asked; it quotes the other one.
+    c = rebuilt(overrides={"chat_model": CitingModel("Portugal and Britain signed it")})
+    answer = c.answers.ask("Who signed the treaty in 1763?")
+    assert not answer.abstained
+    assert answer.citations
+    assert answer.citations[0].quote.startswith("A second treaty")
+    assert answer.notice is not None
+    assert "1763" in answer.notice
+    cited = answer.provenance["answerability"]["cited"]
+    assert cited["answerable"] is False
+
+    # Quoting the passage that answers: no caution.
+    c = rebuilt(overrides={"chat_model": CitingModel("France and Spain signed it")})
+    answer = c.answers.ask("Who signed the treaty in 1763?")
+    assert answer.notice is None
+    assert answer.provenance["answerability"]["cited"]["answerable"] is True
 
 
 def test_the_check_can_be_turned_off(history: Any, rebuilt: Any) -> None:

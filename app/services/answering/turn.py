@@ -38,6 +38,8 @@ class Turn:
     #: The answerability judge's verdict on those sources (None: no judge ran).
     verdict: Verdict | None = None
     judge: str | None = None
+    #: The judge's verdict on the sources the model's reply cites, alone.
+    cited_verdict: Verdict | None = None
     #: The model's reply with its citations checked, or the not-found reply.
     reply: VerifiedAnswer = NO_REPLY
     abstained: bool = False
