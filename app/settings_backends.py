@@ -257,7 +257,8 @@ class MilvusSettings(BaseModel):
     collection_prefix: str = Field(
         default="lantern_",
         description="Prefix of Lantern's Milvus collection aliases (`<prefix>milvus_vectors`, "
-        "`<prefix>milvus_lexical`): deployments sharing a server use different prefixes.",
+        "and `<prefix>milvus_lexical` where the BM25 index has a collection of its own): "
+        "deployments sharing a server use different prefixes.",
     )
     timeout_s: float = Field(default=30.0, gt=0, description="Seconds a Milvus call may take.")
 
