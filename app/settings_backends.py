@@ -229,6 +229,11 @@ class FaissSettings(BaseModel):
         description="HNSW search breadth: more is slower and closer to exact (recall@10 "
         "0.997 at 256, 0.98 at 128 on 1M vectors; bench/retrieval_scale.py).",
     )
+    ann_persist: bool = Field(
+        default=True,
+        description="Keep each built HNSW graph on disk (about the vectors' size again) so "
+        "that a restart restores it instead of building it again (~10 min at 1M vectors).",
+    )
 
 
 class Bm25Settings(BaseModel):

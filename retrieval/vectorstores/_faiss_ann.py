@@ -26,9 +26,12 @@ into a journal; the build copies the vectors in chunks under the store's lock
 little is left, and swaps it in under the lock. ``close()`` (or ``clear()``, or the
 collection disappearing) stops a build at its next chunk. A graph with
 ``DEAD_FRACTION`` of its rows dead is rebuilt without them, and a collection shrunk
-below half the threshold goes back to a flat index. Nothing of the graph is
-persisted: opening a big collection loads it flat and builds in the background again
-(the segment format is unchanged).
+below half the threshold goes back to a flat index. A graph built from scratch is kept
+on disk once filled (``_faiss_snapshot``); opening the collection again loads it flat
+from its segments, as before, and a build then *restores* the kept graph instead of
+filling an empty one: it checks each live vector against it (unchanged: live in the
+graph; new or changed: into the delta) in the same locked steps, so searches and
+writes go on as during any build.
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ class AnnOptions:
             dimension, m=self.m, ef_construction=self.ef_construction, ef_search=self.ef_search
         )
 
+    def restored(self, index: Any, labels: Int64Array) -> Graph:
+        return Graph.restored(index, labels, ef_search=self.ef_search)
+
 
 @dataclass(eq=False)
 class AnnState:
@@ -131,19 +137,43 @@ class Build:
     label: str
     ids: Int64Array  # the live ids when the build started
     then: Callable[[], None]  # called under the lock once swapped in (to plan the next)
+    #: A graph saved by an earlier build, to restore instead of building (None: none).
+    restore: Callable[[], Graph | None] | None = None
+    #: Keeps a graph built from scratch once filled (before catching up).
+    save: Callable[[Graph], None] | None = None
     journal: list[tuple[Int64Array, FloatMatrix | None]] = field(default_factory=list)
 
     def run(self) -> None:
-        """Fill, catch up and swap in; on failure the collection stays on its index."""
+        """Fill (or restore), catch up and swap in; on failure the collection stays on
+        its index."""
         with _job(self, "building the index of %s failed; it stays as it is"):
+            restored = self.restore() if self.restore is not None else None
+            if restored is not None:
+                self.target = restored
+                logger.info("restoring the saved graph of %s", self.label)
             fill = self.target.insert if isinstance(self.target, Graph) else None
+            if restored is not None:
+                fill = restored.confirm
             for start in range(0, len(self.ids), CHUNK):
                 rows = self._copy(self.ids[start : start + CHUNK])
                 if rows is None:
                     return
                 if len(rows[0]):
                     (fill or self.target.add_with_ids)(rows[1], rows[0])
+            if restored is not None:
+                restored.restore_done()
+            elif self.save is not None and isinstance(self.target, Graph):
+                self._save(self.target)
             self._catch_up()
+
+    def _save(self, graph: Graph) -> None:
+        """Keep the graph (it is this build's own until swapped in: no lock needed); a
+        failure costs the next open a build, not this one."""
+        assert self.save is not None
+        try:
+            self.save(graph)
+        except Exception as e:
+            logger.warning("could not keep the graph of %s on disk: %s", self.label, e)
 
     def _cancelled(self) -> bool:
         return not self.current() or self.source.ann.job is not self

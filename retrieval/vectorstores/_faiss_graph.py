@@ -34,7 +34,7 @@ class Graph:
     walks that build and search it) over the live rows of a collection, and a delta."""
 
     def __init__(self, dimension: int, *, m: int, ef_construction: int, ef_search: int) -> None:
-        self.d = dimension
+        self.d, self.m = dimension, m
         self.graph = faiss.IndexHNSWFlat(dimension, m, faiss.METRIC_INNER_PRODUCT)
         self.graph.hnsw.efConstruction = ef_construction
         self.ef_search = ef_search
@@ -44,6 +44,23 @@ class Graph:
         self._rows: dict[int, int] = {}  # live faiss id -> row
         self._bitmap: npt.NDArray[np.uint8] | None = None  # packed ``_alive``, while current
         self._selector: Any = None
+        self._saved: dict[int, int] = {}  # restoring: faiss id -> row, not yet confirmed
+
+    @classmethod
+    def restored(cls, index: Any, labels: Int64Array, *, ef_search: int) -> Graph:
+        """A graph read back from disk (``_faiss_snapshot``): every row dead until
+        ``confirm`` finds its vector live and unchanged."""
+        graph = cls(index.d, m=index.hnsw.nb_neighbors(1), ef_construction=1, ef_search=ef_search)
+        graph.graph = index
+        graph._labels = np.array(labels, dtype=np.int64)
+        graph._alive = np.zeros(len(labels), dtype=bool)
+        graph._saved = dict(zip(graph._labels.tolist(), range(len(labels)), strict=True))
+        return graph
+
+    @property
+    def labels(self) -> Int64Array:
+        """Row -> faiss id, for the rows in the graph (dead ones included)."""
+        return self._labels[: self.graph.ntotal]
 
     @property
     def ntotal(self) -> int:
@@ -78,6 +95,25 @@ class Graph:
         self._alive[start : start + n] = True
         self._rows.update(zip(ids.tolist(), range(start, start + n), strict=True))
         self._bitmap = None
+
+    def confirm(self, vectors: FloatMatrix, ids: Int64Array) -> None:
+        """Restoring: ``ids`` are live with these ``vectors``. Each one the graph holds
+        with that very vector is live in it again; the others go to the delta."""
+        rows = np.fromiter((self._saved.pop(i, -1) for i in ids.tolist()), np.int64, len(ids))
+        same = rows >= 0
+        if same.any():
+            held = self.graph.reconstruct_batch(rows[same])
+            same[same] = np.all(held == vectors[same], axis=1)
+        if same.any():
+            self._alive[rows[same]] = True
+            self._rows.update(zip(ids[same].tolist(), rows[same].tolist(), strict=True))
+            self._bitmap = None
+        if not same.all():
+            self.add_with_ids(np.ascontiguousarray(vectors[~same]), ids[~same])
+
+    def restore_done(self) -> None:
+        """Restoring is over: the rows never confirmed stay dead."""
+        self._saved = {}
 
     def merge(self, limit: int) -> int:
         """Move up to ``limit`` of the oldest delta vectors into the graph; how many moved."""

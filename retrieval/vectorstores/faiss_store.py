@@ -10,6 +10,8 @@ Layout under ``directory``::
     shards.json                   commit point: collection id -> its segment files, in order
     seg-<gen>-<n>.npz             immutable: rows a flush added to one collection (vectors,
                                   ids, chunk and document ids) + tombstones of older rows
+    graph-<key>.hnsw              a big collection's HNSW graph as last built: a cache,
+                                  checked against the segments when restored
 
 A flush costs what changed, not the size of the index: it writes one segment per
 changed collection with the rows added and the tombstones of rows deleted or
@@ -42,6 +44,7 @@ from retrieval._sharded import ShardedIndex, Written, file_name
 from retrieval.errors import VectorStoreError
 from retrieval.vectorstores import _faiss_ann as ann
 from retrieval.vectorstores import _faiss_segments as segments
+from retrieval.vectorstores import _faiss_snapshot as snapshot
 from retrieval.vectorstores._faiss_graph import Graph, new_flat
 from retrieval.vectorstores._faiss_segments import Segment
 from retrieval.vectorstores.base import IndexManifest, Vector, VectorHit, VectorRecord, unit_rows
@@ -85,6 +88,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         ann_m: int = ann.AnnOptions.m,
         ann_ef_construction: int = ann.AnnOptions.ef_construction,
         ann_ef_search: int = ann.AnnOptions.ef_search,
+        ann_persist: bool = True,
         background: bool = True,
     ) -> None:
         if dimension <= 0:
@@ -98,11 +102,13 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         self.manifest = IndexManifest(embedding_model, dimension, BACKEND, FORMAT_VERSION)
         self._ann = ann.AnnOptions(ann_threshold, ann_m, ann_ef_construction, ann_ef_search)
         self._background = background
+        self._persist = ann_persist
         self._builds: list[threading.Thread] = []
         self._open(
             manifest_payload(self.manifest),
             lambda found: check_manifest(found, self.manifest, self.directory),
         )
+        snapshot.remove_stale(self.directory, self._shards if ann_persist else ())
         with self._lock:
             self._maintain()
 
@@ -218,15 +224,37 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         if action == ann.MERGE:
             return ann.Merge(coll, self._lock, current, label, then=self._maintain)
         dimension = self.manifest.dimension
+        graph = action == ann.GRAPH
+        keep = graph and self._persist
         return ann.Build(
             source=coll,
             lock=self._lock,
             current=current,
-            target=self._ann.graph(dimension) if action == ann.GRAPH else new_flat(dimension),
+            target=self._ann.graph(dimension) if graph else new_flat(dimension),
             label=label,
             ids=np.fromiter(coll.members, dtype=np.int64, count=len(coll.members)),
             then=self._maintain,
+            # A flat collection restores its kept graph; a graph rebuilt (dead rows) does not.
+            restore=functools.partial(self._restore, collection_id)
+            if keep and not isinstance(coll.index, Graph)
+            else None,
+            save=functools.partial(
+                snapshot.save, directory=self.directory, collection_id=collection_id
+            )
+            if keep
+            else None,
         )
+
+    def _restore(self, collection_id: str) -> Graph | None:
+        """The graph an earlier build of the collection kept on disk, if it fits."""
+        found = snapshot.load(
+            self.directory,
+            collection_id,
+            dimension=self.manifest.dimension,
+            m=self._ann.m,
+            ef_construction=self._ann.ef_construction,
+        )
+        return None if found is None else self._ann.restored(*found)
 
     def _holds(self, collection_id: str, coll: segments.Collection) -> bool:
         return not self._closed and self._shards.get(collection_id) is coll

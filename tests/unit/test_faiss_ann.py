@@ -331,3 +331,101 @@ def test_settings_reach_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert store.approximate_collections() == {"big"}
     finally:
         container.close()
+
+
+def kept_graphs(store: FaissVectorStore) -> list[Path]:
+    return sorted(store.directory.glob("graph-*.hnsw"))
+
+
+def built_and_closed(make: Callable[..., FaissVectorStore], seed: int) -> tuple[Any, Path]:
+    """1,500 vectors whose graph was built, flushed and closed; the vectors, the index dir."""
+    data = clustered(1_500, seed)
+    first = make()
+    first.upsert(records(data))
+    assert first.wait_until_built(60)
+    first.flush()
+    first.close()
+    return data, first.directory
+
+
+def no_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph filled from scratch fails from now on (restoring one does not insert)."""
+
+    def broken(*args: Any) -> Any:
+        raise AssertionError("the graph was built again")
+
+    monkeypatch.setattr(ann.Graph, "insert", broken)
+
+
+def test_a_reopened_big_collection_restores_its_graph_instead_of_building_it(
+    make: Callable[..., FaissVectorStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, directory = built_and_closed(make, 21)
+    assert len(list(directory.glob("graph-*.hnsw"))) == 1
+
+    no_building(monkeypatch)
+    store = make()
+    assert store.wait_until_built(60)
+    assert store.approximate_collections() == {"big"}
+    for i in (0, 700, 1_499):
+        assert top(store, data[i], k=1) == [f"c{i}"]
+
+
+def test_writes_since_the_graph_was_kept_are_honoured_when_it_is_restored(
+    make: Callable[..., FaissVectorStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, _ = built_and_closed(make, 22)
+
+    # Changed with the graph off: replaced, deleted and new vectors the kept graph lacks.
+    changed = make(ann_threshold=0)
+    moved = clustered(1, 23)[0]
+    changed.upsert([rec("c3", "d0", "big", moved)])
+    changed.delete_documents(["d50"])  # c500..c509
+    new = clustered(20, 24)
+    changed.upsert(records(new, start=9_000))
+    changed.flush()
+    changed.close()
+
+    no_building(monkeypatch)  # merging the delta into the graph inserts: allowed later
+    store = make()
+    assert store.wait_until_built(60)
+    assert store.approximate_collections() == {"big"}
+    (hit,) = store.search(moved, k=1)
+    assert hit.chunk_id == "c3"
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
+    assert "c3" not in top(store, data[3], k=3)  # its old vector is gone
+    assert not {f"c{i}" for i in range(500, 510)} & set(top(store, data[505], k=20))
+    assert top(store, new[7], k=1) == ["c9007"]
+    assert len(store.search(data[0], k=2_000)) == 1_500 - 10 + 20
+
+
+def test_a_kept_graph_that_does_not_read_is_built_again(
+    make: Callable[..., FaissVectorStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    data, directory = built_and_closed(make, 25)
+    (kept,) = directory.glob("graph-*.hnsw")
+    kept.write_bytes(kept.read_bytes()[: kept.stat().st_size // 2])
+
+    store = make()
+    assert store.wait_until_built(60)
+    assert store.approximate_collections() == {"big"}
+    assert top(store, data[42], k=1) == ["c42"]
+    assert "building it again" in caplog.text
+    assert kept.stat().st_size > 2 * len(data) * DIM  # written again, whole
+
+
+def test_graphs_are_not_kept_when_turned_off_nor_for_gone_collections(
+    make: Callable[..., FaissVectorStore],
+) -> None:
+    off = make("off", ann_persist=False)
+    off.upsert(records(clustered(1_500, 26)))
+    assert off.wait_until_built(60)
+    assert kept_graphs(off) == []
+
+    _, directory = built_and_closed(make, 27)
+    assert len(list(directory.glob("graph-*.hnsw"))) == 1
+    emptied = make()
+    emptied.clear()
+    emptied.flush()
+    emptied.close()
+    assert len(kept_graphs(make())) == 0
