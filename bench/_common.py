@@ -70,32 +70,20 @@ def load_line() -> str:
 # -- memory --------------------------------------------------------------------
 
 
-def rss_mb(*, children: bool = False) -> float:
+def rss_mb() -> float:
     """Resident memory now, in MB, after collecting garbage and handing freed heap back
-    to the OS (glibc), so that what batches and merges freed is not counted; with
-    ``children``, the process's child processes too (milvus-lite's server)."""
+    to the OS (glibc), so that what batches and merges freed is not counted."""
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    pids = _descendants(os.getpid()) if children else []
-    return sum(_status("VmRSS", pid) for pid in ["self", *pids])
+    return _status("VmRSS")
 
 
-def _status(field: str, pid: object = "self") -> float:
-    with contextlib.suppress(OSError):  # a child that just exited
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                found += [int(child), *_descendants(int(child))]
-    return found
+def _status(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 class PeakRss:
@@ -247,8 +235,9 @@ def marked_document(
     text: ZipfText | SciFactText, tag: str, *, collection: str, chunks: int = 50
 ) -> tuple[list[LexicalRecord], str]:
     """A new document ``w<tag>`` of ``chunks`` chunks, and a word only its first chunk
-    holds (letters: every analyzer keeps it), so a search can tell whether it sees it."""
-    marker = "qx" + "".join(chr(ord("a") + int(c)) if c.isdigit() else "z" for c in tag)
+    holds, so a search can tell whether it sees it: consonants ending in x, which every
+    analyzer keeps as they are (a stemmer would take "qxazbe" for "qxazb")."""
+    marker = "qx" + "".join("bcdfghjklm"[int(c)] if c.isdigit() else "z" for c in tag) + "x"
     texts = text.chunks(chunks)
     texts[0] = f"{texts[0]} {marker}"
     document = f"w{tag}"

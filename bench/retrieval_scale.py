@@ -1,11 +1,13 @@
 """Retrieval at scale: search latency, recall, index build time, memory, write-then-search.
 
     python bench/retrieval_scale.py --sizes 100000,1000000
+    python bench/retrieval_scale.py --sizes 100000 --sections lexical,hybrid,milvus
     python bench/retrieval_scale.py --sizes 100000 --sections faiss --json /tmp/scale.json
 
-Prints one markdown table, a row per backend, size and search mode. Each section is a
-function (``SECTIONS``) that returns rows, so another backend (Milvus) or the lexical
-index (BM25 write-then-search, search by mode) is one more function and flag value.
+Prints one markdown table, a row per backend, size and search mode (after each
+section its own rows, the time it took and the load average: the machine may be
+shared). Each section is a function (``SECTIONS``) that returns rows; ``--sections``
+picks them, ``--sizes`` the chunk counts (sizes outer, sections inner).
 
 ``faiss``: N synthetic 384-d vectors (MiniLM's size) in one collection, plus a decoy
 collection of N/100 more that every search filters out. Uniform random vectors are
@@ -18,6 +20,28 @@ probed. It times exact search, then reopens the store with approximate search on
 (the build starts at open, in the background), times the build, searches during it
 and after it, and measures recall@10 of the approximate hits against the exact ones,
 the process's resident memory, and writes (upsert 50 vectors, then search).
+
+``lexical``: the bundled BM25 index (segmented) over N chunks of real text:
+``_common.SciFactText``, each chunk two windows of consecutive sentences of random
+SciFact abstracts (~145 words), all N distinct; queries are SciFact's claims. Build
+(upsert in batches of 1,000 and one flush; peak RSS), search p50/p95, write+search
+(upsert a new 50-chunk document, then search a claim and a word only that document
+holds: it must be found) and the flush after each, RSS and its growth per chunk.
+
+``hybrid``: FAISS with the ``faiss`` section's synthetic vectors (the store's default
+settings: approximate past its threshold, built at open and waited for) and the BM25
+index of ``lexical`` (the same one when both run) under ``HybridRetriever`` with the
+app's defaults (dense_k = lexical_k = 50, RRF k = 60), the query vectors precomputed
+(``_common.Precomputed``; the dense and lexical lists are unrelated, so this times the
+path, not its quality): dense, bm25 and hybrid p50/p95, then write+search through the
+retriever (vectors and texts of a 50-chunk document, then a hybrid search that must
+return it).
+
+``milvus``: milvus-lite with the vector store and the lexical index in one collection
+(what ``LANTERN_VECTOR_STORE__KIND=milvus`` builds): the same vectors and texts, written
+in batches of 2,000, reopened (milvus-lite searches fresh rows unindexed), then dense,
+bm25 and hybrid (one ``hybrid_search`` call), write+search as above. milvus-lite's
+server runs inside the process, so its memory is in the RSS.
 
 ``scifact``: the real vectors, exact against approximate (threshold forced low):
 a recall sanity check on real questions. The corpus is embedded with the bundled
@@ -176,8 +200,7 @@ def hybrid_section(args: argparse.Namespace, n: int) -> list[Row]:
 
 def milvus_section(args: argparse.Namespace, n: int) -> list[Row]:
     """milvus-lite, vectors and BM25 in one collection (the configuration when both are
-    Milvus): fill, reopen, dense / bm25 / one-call hybrid, writes; memory includes
-    milvus-lite's server process."""
+    Milvus): fill, reopen, dense / bm25 / one-call hybrid, writes."""
     from retrieval._milvus import MilvusConnection
     from retrieval._milvus_text import FullText
     from retrieval.lexical.milvus_index import MilvusLexicalIndex
@@ -193,6 +216,7 @@ def milvus_section(args: argparse.Namespace, n: int) -> list[Row]:
         return store, MilvusLexicalIndex(work / "index", milvus=connection, vectors=store)
 
     text = SciFactText(seed=1)
+    before = rss_mb()
     store, index = open_both()
     try:
         start = time.perf_counter()
@@ -223,7 +247,7 @@ def milvus_section(args: argparse.Namespace, n: int) -> list[Row]:
         retriever = HybridRetriever(embedder, store, index)
         timings = timed_modes(retriever, asked)
         writes = retriever_writes(retriever, text, n, writing, tag="2")
-        rss = rss_mb(children=True)
+        rss = rss_mb()  # milvus-lite's server runs in this process
     finally:
         index.close()
         store.close()
@@ -233,7 +257,9 @@ def milvus_section(args: argparse.Namespace, n: int) -> list[Row]:
         for mode, seconds in timings.items()
     ]
     rows[-1]["search"] = "hybrid (one call)"
-    rows[-1].update({"RSS MB": round(rss), "write+search p50/p95 ms": pair(writes)})
+    # What this section added (another section's index at this size may still be open).
+    rows[-1]["RSS MB"] = f"{rss:.0f} (+{rss - before:.0f})"
+    rows[-1]["write+search p50/p95 ms"] = pair(writes)
     rows[-1].update({"ingest s": round(ingest, 1), "open s": round(opened, 1)})
     return rows
 
