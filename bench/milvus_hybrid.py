@@ -3,8 +3,8 @@
     python bench/milvus_hybrid.py --n 100000 --queries 200
 
 N synthetic chunks (384-d unit vectors, MiniLM's size; texts of 40-120 words drawn
-from a Zipf vocabulary of 20k words) in 10 collections, written to three layouts in
-one milvus-lite database:
+from a Zipf vocabulary of 20k pseudo-words, ``p(rank) ~ 1 / rank ** 1.1``) in 10
+collections, written to three layouts in one milvus-lite database:
 
 - ``separate``: the store and the lexical index in a collection each (what Lantern
   did before: two searches, fused by ``retrieval.fusion.rrf``);
@@ -25,11 +25,12 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import Precomputed, ZipfText, load_line, spread
 
 from retrieval._milvus import MilvusConnection
 from retrieval._milvus_text import FullText
@@ -42,26 +43,6 @@ from retrieval.vectorstores.milvus_store import MilvusVectorStore
 DIM = 384
 COLLECTIONS = [f"col{i}" for i in range(10)]
 BATCH = 2000
-
-
-class Precomputed:
-    """An embedder whose query vectors are given (the bench times search, not models)."""
-
-    model_name = "bench/precomputed"
-    dimension = DIM
-    max_tokens = 512
-    is_fallback = False
-    tokenizer: Any = None
-    languages = frozenset({"*"})
-
-    def __init__(self) -> None:
-        self.vectors: dict[str, np.ndarray] = {}
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.vectors[text][None, :]
-
-    def embed_documents(self, texts: Sequence[str], **_: Any) -> np.ndarray:
-        raise NotImplementedError
 
 
 class TwoCalls:
@@ -80,15 +61,8 @@ def corpus(n: int, seed: int) -> tuple[np.ndarray, list[str], list[str]]:
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ranks = np.arange(1, 20001)
-    p = 1.0 / ranks**1.1
-    p /= p.sum()
-    lengths = rng.integers(40, 121, size=n)
-    words = rng.choice(20000, size=int(lengths.sum()), p=p)
-    texts, at = [], 0
-    for length in lengths:
-        texts.append(" ".join(f"w{w}" for w in words[at : at + length]))
-        at += length
+    words = ZipfText(seed, vocabulary=20_000, offset=1.0, exponent=1.1)
+    texts = words.texts(rng.integers(40, 121, size=n).tolist())
     cols = [COLLECTIONS[i % len(COLLECTIONS)] for i in range(n)]
     return vectors, texts, cols
 
@@ -107,10 +81,6 @@ def fill(store: MilvusVectorStore, lexical: MilvusLexicalIndex, data: Any) -> fl
     return time.perf_counter() - started
 
 
-def percentiles(ms: list[float]) -> str:
-    return f"{np.percentile(ms, 50):.1f} / {np.percentile(ms, 95):.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="chunks")
@@ -123,7 +93,7 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     conn = MilvusConnection(uri=str(work / "milvus.db"))
     data = corpus(args.n, args.seed)
-    embedder = Precomputed()
+    embedder = Precomputed(DIM)
     model = embedder.model_name
 
     def open_all() -> tuple[Any, ...]:
@@ -170,15 +140,15 @@ def main() -> None:
             for name, retriever in layouts.items():
                 for text, _col in queries[:10]:  # warm up
                     retriever.retrieve(text, k=10, collections=None)
-                ms, top = [], []
+                seconds, top = [], []
                 for text, col in queries:
                     where = None if scope == "all collections" else {col}
                     t0 = time.perf_counter()
                     result = retriever.retrieve(text, k=10, collections=where)
-                    ms.append((time.perf_counter() - t0) * 1000)
+                    seconds.append(time.perf_counter() - t0)
                     top.append(result.chunk_ids)
                 tops[name, scope] = top
-                print(f"| {name} | {scope} | {percentiles(ms)} |", flush=True)
+                print(f"| {name} | {scope} | {spread(seconds)} |", flush=True)
         for scope in ("all collections", "one collection"):
             one, two = tops["shared, one call", scope], tops["shared, two calls", scope]
             same = sum(a == b for a, b in zip(one, two, strict=True))
@@ -187,6 +157,7 @@ def main() -> None:
                 f"\n{scope}: one call = two calls for {same}/{len(one)} top-10 lists "
                 f"({sets}/{len(one)} as sets)"
             )
+        print(f"\n{load_line()}")
     finally:
         for index in (view, shared, apart, plain):
             index.close()
