@@ -1,8 +1,11 @@
-"""``lantern serve`` and ``lantern users``: the web server and its accounts."""
+"""``lantern serve``, ``lantern worker`` and ``lantern users``: the web server, the
+ingestion workers and the accounts."""
 
 from __future__ import annotations
 
 import getpass
+import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -44,6 +47,25 @@ def serve(
     """Serve the REST API and the browser UI (migrations run at start-up; ingestion
     workers run inside)."""
     serve_container(None, host, port)
+
+
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Jobs run at once (default LANTERN_JOBS__CELERY__CONCURRENCY)."),
+    ] = None,
+) -> None:
+    """Run an ingestion worker (LANTERN_JOBS__KIND=celery) until SIGTERM or Ctrl+C:
+    it runs the jobs that the API processes queue."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with open_container() as c:
+        console.print(
+            f"Lantern worker for {c.settings.data_dir.resolve()} "
+            f"(jobs: {c.settings.jobs.kind}); Ctrl+C stops it after the running jobs"
+        )
+        c.ingestion.work(concurrency, stop)
 
 
 @users_app.command("create-admin")
