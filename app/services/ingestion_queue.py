@@ -115,11 +115,12 @@ class IngestionQueue:
         """Run this process as an ingestion worker (``lantern worker``) until ``stop`` is
         set. Over index files it first waits for the data-dir lock, as a standby while
         another worker holds it; once held, the jobs left running were interrupted."""
-        pool = self._make_queue(
-            self.warm_indexes,
-            concurrency,
-            {"consume": True, "recover": lambda: self._jobs.recover(exclusive=False)},
-        )
+        context: dict[str, Any] = {"consume": True}
+        if not self._single_writer:
+            # Workers side by side: each requeues the jobs of dead ones (stale leases).
+            # The lock holder needs not: every job running is its own.
+            context["recover"] = lambda: self._jobs.recover(exclusive=False)
+        pool = self._make_queue(self.warm_indexes, concurrency, context)
         if not pool.remote:
             raise JobQueueError(
                 f"LANTERN_JOBS__KIND={self._kind} runs ingestion inside `lantern serve`; "

@@ -26,6 +26,7 @@ from typing import Any
 
 from celery import Celery
 from celery.worker import WorkController
+from celery.worker import state as worker_state
 
 from ingestion.errors import JobQueueError
 from ingestion.queues._runs import Runs
@@ -142,8 +143,13 @@ class CeleryJobQueue:
         self._stopping.set()
         worker, thread = self._worker, self._thread
         if worker is not None and thread is not None:
-            worker.stop(in_sighandler=False)
+            # The worker stops itself (a warm shutdown, in its own thread: the broker
+            # connection is not thread-safe) at its loop's next turn, which a message
+            # brings about at once (the next worker runs it).
+            worker_state.should_stop = 0
+            self.wake()
             thread.join(timeout)
+            worker_state.should_stop = None
         if self._checker is not None:
             self._checker.join(timeout)
         self._worker = self._thread = self._checker = None

@@ -28,7 +28,7 @@ from app.container import Container
 from app.db.models import Document, IngestionJob
 from app.services.actor import Actor
 from app.settings import get_settings
-from tests.contract.redis_broker import redis_broker
+from tests.contract.brokers import redis_broker
 
 pytestmark = [
     pytest.mark.slow,

@@ -9,8 +9,8 @@ import pytest
 from ingestion.errors import JobQueueError
 from ingestion.queues.base import JobQueue
 from ingestion.queues.registry import available_kinds, create_job_queue
+from tests.contract.brokers import Broker, rabbitmq_broker, redis_broker
 from tests.contract.job_queue_contract import JobQueueContract, QueueFactory
-from tests.contract.redis_broker import Broker, redis_broker
 
 
 def factory(kind: str, context: dict[str, object] | None = None, **options: object) -> QueueFactory:
@@ -41,9 +41,9 @@ class TestFake(JobQueueContract):
 class TestCelery(JobQueueContract):
     """A worker consuming in this process (``consume``), as ``lantern worker`` runs one."""
 
-    @pytest.fixture
-    def broker(self) -> Iterator[Broker]:
-        yield from redis_broker()
+    @pytest.fixture(params=["redis", "rabbitmq"])
+    def broker(self, request: pytest.FixtureRequest) -> Iterator[Broker]:
+        yield from (redis_broker() if request.param == "redis" else rabbitmq_broker())
 
     @pytest.fixture
     def queue_factory(self, broker: Broker) -> QueueFactory:
