@@ -94,6 +94,10 @@ class CeleryJobQueue:
         self._app = celery_app(broker_url, queue=queue, key_prefix=key_prefix)
         self._app.task(name=TASK, acks_late=True, shared=False)(self._drain)
         self._stopping = threading.Event()
+        self._send_lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._sender: threading.Thread | None = None
+        self._closed = False
         self._worker: WorkController | None = None
         self._thread: threading.Thread | None = None
         self._checker: threading.Thread | None = None
@@ -128,7 +132,27 @@ class CeleryJobQueue:
         self.wake()  # what was queued while no worker ran
 
     def wake(self) -> None:
-        """Send a wake-up; jobs stay queued in the database when the broker is down."""
+        """Have a wake-up sent, by a thread of its own: an upload never waits on the
+        broker, and a burst of wakes is a message or two."""
+        with self._send_lock:
+            if self._closed:
+                return
+            self._wanted.set()
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_wanted, name="lantern-wake", daemon=True
+                )
+                self._sender.start()
+
+    def _send_wanted(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._closed:
+                return
+            self._wanted.clear()
+            self._send()
+
+    def _send(self) -> None:
         try:
             self._app.send_task(TASK, queue=self._queue, retry=False)
         except Exception as e:  # the broker is down: a worker's periodic check finds them
@@ -147,11 +171,17 @@ class CeleryJobQueue:
             # connection is not thread-safe) at its loop's next turn, which a message
             # brings about at once (the next worker runs it).
             worker_state.should_stop = 0
-            self.wake()
+            self._send()
             thread.join(timeout)
             worker_state.should_stop = None
         if self._checker is not None:
             self._checker.join(timeout)
+        with self._send_lock:
+            self._closed = True
+            self._wanted.set()
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.join(timeout)  # a wake-up being sent; those wanted after are dropped
         self._worker = self._thread = self._checker = None
         self._app.close()
 
