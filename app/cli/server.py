@@ -28,6 +28,12 @@ def serve_container(c: Container | None, host: str | None, port: int | None) -> 
 
     settings = c.settings if c else get_settings()
     settings.check_secrets()
+    probe = c or Container(settings)
+    try:
+        probe.ingestion.check_serving()  # before listening: a clear message, no traceback
+    finally:
+        if c is None:
+            probe.close()
     host = host or settings.server.host
     port = port or settings.server.port
     app = build_app(settings, container=c)

@@ -111,6 +111,12 @@ class IngestionQueue:
         pool.start()
         return True
 
+    def check_serving(self) -> None:
+        """Raise ``JobQueueError`` where an API process may not run beside the configured
+        workers (``SINGLE_WRITER``); ``lantern serve`` asks before it listens."""
+        if self._single_writer and self._make_queue(self.warm_indexes, None, {}).remote:
+            raise JobQueueError(SINGLE_WRITER.format(kind=self._kind))
+
     def work(self, concurrency: int | None, stop: threading.Event) -> None:
         """Run this process as an ingestion worker (``lantern worker``) until ``stop`` is
         set. Over index files it first waits for the data-dir lock, as a standby while

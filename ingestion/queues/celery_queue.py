@@ -10,8 +10,10 @@ The API process builds this queue with ``consume=False``: ``wake()`` sends a mes
 ``start()`` runs nothing. ``lantern worker`` builds it with ``consume=True``: ``start()``
 runs a Celery worker in a thread of this process, its tasks in a pool of threads that
 share the process's models and indexes (one writer process per index directory).
-Messages are acknowledged late, after the task, one prefetched at a time, and rejected
-back to the queue when the process running them dies.
+Messages are acknowledged late, after the task, one prefetched at a time; the message
+of a worker that dies goes back to the queue (RabbitMQ: when its connection drops;
+Redis: after the transport's visibility timeout). Nothing waits on that: the job it
+woke for is requeued from the database (the lock a standby takes over, or the lease).
 """
 
 from __future__ import annotations

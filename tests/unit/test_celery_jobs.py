@@ -23,6 +23,8 @@ def container(tmp_path: Path, **settings: object) -> Container:
 
 def test_an_api_process_refuses_celery_over_index_files(tmp_path: Path) -> None:
     c = container(tmp_path, jobs={"kind": "celery"})
+    with pytest.raises(JobQueueError, match=r"one process writes.*Milvus server"):
+        c.ingestion.check_serving()  # what `lantern serve` asks before it listens
     c.migrate()
     try:
         with pytest.raises(JobQueueError, match=r"one process writes.*Milvus server"):
