@@ -67,11 +67,14 @@ def worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with open_container() as c:
-        console.print(
-            f"Lantern worker for {c.settings.data_dir.resolve()} "
-            f"(jobs: {c.settings.jobs.kind}); Ctrl+C stops it after the running jobs"
+        where = c.settings.data_dir.resolve()
+        c.ingestion.work(
+            concurrency,
+            stop,
+            on_ready=lambda: console.print(
+                f"Lantern worker ready for {where}; Ctrl+C stops it after the running jobs"
+            ),
         )
-        c.ingestion.work(concurrency, stop)
 
 
 @users_app.command("create-admin")

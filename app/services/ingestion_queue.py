@@ -117,10 +117,17 @@ class IngestionQueue:
         if self._single_writer and self._make_queue(self.warm_indexes, None, {}).remote:
             raise JobQueueError(SINGLE_WRITER.format(kind=self._kind))
 
-    def work(self, concurrency: int | None, stop: threading.Event) -> None:
+    def work(
+        self,
+        concurrency: int | None,
+        stop: threading.Event,
+        *,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
         """Run this process as an ingestion worker (``lantern worker``) until ``stop`` is
-        set. Over index files it first waits for the data-dir lock, as a standby while
-        another worker holds it; once held, the jobs left running were interrupted."""
+        set, calling ``on_ready`` once it runs jobs. Over index files it first waits for
+        the data-dir lock, as a standby while another worker holds it; once held, the
+        jobs left running were interrupted."""
         context: dict[str, Any] = {"consume": True}
         if not self._single_writer:
             # Workers side by side: each requeues the jobs of dead ones (stale leases).
@@ -138,7 +145,8 @@ class IngestionQueue:
         self._pool = pool
         self._runs_jobs = True
         pool.start()
-        log.warning("ingestion worker ready (%s)", self._kind)
+        if on_ready is not None:
+            on_ready()
         stop.wait()
         self.stop()
 
