@@ -536,17 +536,23 @@ class Container:
             make_queue=self._job_queue,
             indexes=lambda: (self.vectors, self.lexical),
             lock_path=self.settings.data_dir / "worker.lock",
+            single_writer=self.settings.single_writer_indexes,
+            kind=self.settings.jobs.kind,
         )
 
-    def _job_queue(self, on_idle: Callable[[], None], workers: int | None) -> JobQueue:
+    def _job_queue(
+        self, on_idle: Callable[[], None], workers: int | None, context: Mapping[str, Any]
+    ) -> JobQueue:
         options = self.settings.jobs.options()
-        if workers and "workers" in options:
-            options["workers"] = workers  # `lantern serve --workers N`
+        for name in ("workers", "concurrency"):  # `lantern ingest --workers N`, `lantern worker`
+            if workers and name in options:
+                options[name] = workers
         return create_job_queue(
             self.settings.jobs.kind,
             self.job_store.claim_next,
-            self.runner.run,
+            lambda job_id: self.runner.run(job_id),  # built where jobs run, when one does
             on_idle=on_idle,
+            context=context,
             **options,
         )
 

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.settings_backends import (
     BackendSettings,
     Bm25Settings,
+    CeleryJobsSettings,
     CrossEncoderSettings,
     ExtractiveSettings,
     FaissSettings,
@@ -263,9 +264,11 @@ class JobsSettings(BackendSettings):
     kind: str = Field(
         default="inline",
         description=f"How ingestion jobs run, one of {_kinds(jobs_registry)}: inline (threads "
-        "in the server process).",
+        "in the server process) or celery (`lantern worker` processes woken through a "
+        "Celery broker; needs `pip install 'lantern[celery]'`).",
     )
     inline: InlineJobsSettings = Field(default_factory=InlineJobsSettings)
+    celery: CeleryJobsSettings = Field(default_factory=CeleryJobsSettings)
 
     _kind = _kind_validator(jobs_registry)
 
@@ -452,6 +455,15 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{(self.data_dir / 'lantern.db').resolve()}"
+
+    @property
+    def single_writer_indexes(self) -> bool:
+        """Whether an index lives in files that one process writes and only it sees
+        change (faiss, bm25, milvus-lite), rather than in a Milvus server all share."""
+        milvus_server = "://" in (self.milvus.uri or "")
+        return not (
+            self.vector_store.kind == "milvus" and self.lexical_kind == "milvus" and milvus_server
+        )
 
     @property
     def index_dir(self) -> Path:

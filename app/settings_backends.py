@@ -286,3 +286,31 @@ class InlineJobsSettings(BaseModel):
     poll_seconds: float = Field(
         default=0.5, gt=0, description="How often idle threads look for queued jobs."
     )
+
+
+class CeleryJobsSettings(BaseModel):
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Celery broker that carries wake-ups to `lantern worker` processes "
+        "(jobs themselves live in the database): `redis://host:6379/0`, or RabbitMQ as "
+        "`amqp://user:password@host:5672//`.",
+    )
+    queue: str = Field(default="lantern-ingest", description="Celery queue the workers consume.")
+    key_prefix: str = Field(
+        default="",
+        description="Prefix of every Redis key Celery writes (several deployments on one "
+        "Redis database); ignored for RabbitMQ.",
+    )
+    concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Jobs one `lantern worker` runs at once, in threads sharing its models "
+        "and indexes (`lantern worker --concurrency N`).",
+    )
+    check_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each worker requeues jobs whose worker died (no report for "
+        "LANTERN_INGESTION__LEASE_SECONDS) and looks for queued jobs a lost wake-up left.",
+    )

@@ -64,7 +64,7 @@ def create_app(
         if c.settings.env == "prod" and c.settings.server.metrics_token is None:
             log.warning("/metrics answers anyone: set LANTERN_SERVER__METRICS_TOKEN")
         c.migrate()
-        c.ingestion.start()
+        c.ingestion.start(serving=True)
         app.state.container = c
         try:
             yield

@@ -15,10 +15,10 @@ from app.cli.common import console, err_console, human_size, open_container, set
 from app.cli.evaluate import eval_app
 from app.cli.finetune import finetune_app
 from app.cli.models import models_app
-from app.cli.server import serve, serve_container, users_app
+from app.cli.server import serve, serve_container, users_app, worker
 from app.errors import LanternError
 from app.services.actor import Actor
-from ingestion.errors import IngestionError
+from ingestion.errors import IngestionError, JobQueueError
 from retrieval.errors import RetrievalError
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(models_app, name="models")
 app.command()(serve)
+app.command()(worker)
 app.command()(backends)
 
 #: Whoever runs the command line on the server acts as an admin.
@@ -343,6 +344,6 @@ def demo(
 def main() -> None:
     try:
         app()
-    except (LanternError, RetrievalError, IngestionError) as e:
+    except (LanternError, RetrievalError, IngestionError, JobQueueError) as e:
         err_console.print(f"[red]error:[/] {e}")
         raise SystemExit(2) from e

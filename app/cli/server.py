@@ -1,8 +1,11 @@
-"""``lantern serve`` and ``lantern users``: the web server and its accounts."""
+"""``lantern serve``, ``lantern worker`` and ``lantern users``: the web server, the
+ingestion workers and the accounts."""
 
 from __future__ import annotations
 
 import getpass
+import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -25,6 +28,12 @@ def serve_container(c: Container | None, host: str | None, port: int | None) -> 
 
     settings = c.settings if c else get_settings()
     settings.check_secrets()
+    probe = c or Container(settings)
+    try:
+        probe.ingestion.check_serving()  # before listening: a clear message, no traceback
+    finally:
+        if c is None:
+            probe.close()
     host = host or settings.server.host
     port = port or settings.server.port
     app = build_app(settings, container=c)
@@ -44,6 +53,28 @@ def serve(
     """Serve the REST API and the browser UI (migrations run at start-up; ingestion
     workers run inside)."""
     serve_container(None, host, port)
+
+
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Jobs run at once (default LANTERN_JOBS__CELERY__CONCURRENCY)."),
+    ] = None,
+) -> None:
+    """Run an ingestion worker (LANTERN_JOBS__KIND=celery) until SIGTERM or Ctrl+C:
+    it runs the jobs that the API processes queue."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with open_container() as c:
+        where = c.settings.data_dir.resolve()
+        c.ingestion.work(
+            concurrency,
+            stop,
+            on_ready=lambda: console.print(
+                f"Lantern worker ready for {where}; Ctrl+C stops it after the running jobs"
+            ),
+        )
 
 
 @users_app.command("create-admin")

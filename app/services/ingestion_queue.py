@@ -2,23 +2,38 @@
 left, wake them when work is queued, warm the indexes when the queue drains, stop.
 
 One process on a data dir runs the workers (a file lock decides which); the others
-only queue jobs, which the worker process picks up from the database.
+only queue jobs, which the worker process picks up from the database. With a remote
+queue (Celery) jobs run in ``lantern worker`` processes instead (``work``) and every API
+process only wakes them; where the indexes are files one process writes, the workers
+take the same lock, so one of them writes and the others wait as standbys.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
 from app.services.jobstore import SqlJobStore
+from ingestion.errors import JobQueueError
 from ingestion.queues.base import JobQueue
 
 log = logging.getLogger(__name__)
+
+#: Why an API process refuses a remote queue over index files (``start(serving=True)``).
+SINGLE_WRITER = (
+    "LANTERN_JOBS__KIND={kind} runs ingestion in `lantern worker` processes, which write the "
+    "indexes; but the faiss/bm25/milvus-lite indexes are files that one process writes and "
+    "only it sees change, so this API process would neither find new documents nor may it "
+    "delete from them beside a worker. Use a Milvus server for both indexes "
+    "(LANTERN_VECTOR_STORE__KIND=milvus, LANTERN_MILVUS__URI=http://host:19530) or "
+    "LANTERN_JOBS__KIND=inline."
+)
 
 
 class _Index(Protocol):
@@ -33,51 +48,127 @@ class IngestionQueue:
         self,
         *,
         jobs: SqlJobStore,
-        make_queue: Callable[[Callable[[], None], int | None], JobQueue],
+        make_queue: Callable[[Callable[[], None], int | None, Mapping[str, Any]], JobQueue],
         indexes: Callable[[], Sequence[_Index]],
         lock_path: Path,
+        single_writer: bool = True,
+        kind: str = "",
     ) -> None:
-        """``make_queue(on_idle, workers)`` builds the configured job queue (``workers``:
-        None for the configured number)."""
+        """``make_queue(on_idle, workers, context)`` builds the configured job queue
+        (``workers``: None for the configured number; ``context``: what a remote queue
+        takes, see ``work``). ``single_writer``: the indexes are files one process
+        writes. ``kind`` names the queue in messages."""
         self._jobs = jobs
         self._make_queue = make_queue
         self._indexes = indexes
         self._lock_path = lock_path
+        self._single_writer = single_writer
+        self._kind = kind
         self._lock: FileLock | None = None
         self._pool: JobQueue | None = None
+        self._runs_jobs = False
 
     @property
     def running(self) -> bool:
         """Whether this process runs the workers."""
-        return self._pool is not None
+        return self._runs_jobs
+
+    @property
+    def remote(self) -> bool:
+        """Whether jobs run in ``lantern worker`` processes (known once started)."""
+        return self._pool is not None and self._pool.remote
 
     @property
     def busy(self) -> int:
         """Jobs running in this process now."""
         return self._pool.busy if self._pool is not None else 0
 
-    def start(self, threads: int | None = None) -> bool:
+    def start(self, threads: int | None = None, *, serving: bool = False) -> bool:
         """Start the worker pool, unless another process on this data dir already runs
-        one (then it does the work). Returns whether workers started here.
+        one (then it does the work), or jobs run in ``lantern worker`` processes (then
+        this process only wakes them). Returns whether workers started here.
 
         Holding the data-dir lock means no other worker is alive, so every job left
         ``running`` was interrupted: it is requeued and its partial vectors removed.
-        Idempotent: a second call while the pool runs does nothing.
+        Idempotent: a second call while the pool runs does nothing. ``serving`` (an API
+        process) refuses a remote queue over index files (``SINGLE_WRITER``).
         """
         if self._pool is not None:
-            return True
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self._lock_path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
+            return self._runs_jobs
+        pool = self._make_queue(self.warm_indexes, threads, {})
+        if pool.remote:
+            if serving and self._single_writer:
+                raise JobQueueError(SINGLE_WRITER.format(kind=self._kind))
+            pool.start()  # only sends wake-ups from here
+            self._pool = pool
+            return False
+        if not self._take_lock(wait=None):
             log.info("another Lantern process is running the workers for this data dir")
             return False
-        self._lock = lock
         self.recover()
-        self._pool = self._make_queue(self.warm_indexes, threads)
-        self._pool.start()
+        self._pool = pool
+        self._runs_jobs = True
+        pool.start()
         return True
+
+    def check_serving(self) -> None:
+        """Raise ``JobQueueError`` where an API process may not run beside the configured
+        workers (``SINGLE_WRITER``); ``lantern serve`` asks before it listens."""
+        if self._single_writer and self._make_queue(self.warm_indexes, None, {}).remote:
+            raise JobQueueError(SINGLE_WRITER.format(kind=self._kind))
+
+    def work(
+        self,
+        concurrency: int | None,
+        stop: threading.Event,
+        *,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        """Run this process as an ingestion worker (``lantern worker``) until ``stop`` is
+        set, calling ``on_ready`` once it runs jobs. Over index files it first waits for
+        the data-dir lock, as a standby while another worker holds it; once held, the
+        jobs left running were interrupted."""
+        context: dict[str, Any] = {"consume": True}
+        if not self._single_writer:
+            # Workers side by side: each requeues the jobs of dead ones (stale leases).
+            # The lock holder needs not: every job running is its own.
+            context["recover"] = lambda: self._jobs.recover(exclusive=False)
+        pool = self._make_queue(self.warm_indexes, concurrency, context)
+        if not pool.remote:
+            raise JobQueueError(
+                f"LANTERN_JOBS__KIND={self._kind} runs ingestion inside `lantern serve`; "
+                "`lantern worker` needs LANTERN_JOBS__KIND=celery"
+            )
+        if self._single_writer and not self._take_lock(wait=stop):
+            return
+        self.recover()
+        self._pool = pool
+        self._runs_jobs = True
+        pool.start()
+        if on_ready is not None:
+            on_ready()
+        stop.wait()
+        self.stop()
+
+    def _take_lock(self, *, wait: threading.Event | None) -> bool:
+        """Take the data-dir worker lock: at once, or (``wait``) until it is set."""
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self._lock_path))
+        told = False
+        while True:
+            try:
+                lock.acquire(timeout=0 if wait is None else 0.5)
+            except Timeout:
+                if wait is None or wait.is_set():
+                    return False
+                if not told:
+                    log.warning(
+                        "another worker writes the indexes of this data dir; waiting as a standby"
+                    )
+                    told = True
+                continue
+            self._lock = lock
+            return True
 
     def recover(self) -> None:
         """Requeue interrupted jobs, then drop index entries and blobs no live document owns."""
@@ -122,6 +213,7 @@ class IngestionQueue:
         if self._pool is not None:
             self._pool.stop()
             self._pool = None
+            self._runs_jobs = False
         if self._lock is not None:
             self._lock.release()
             self._lock = None

@@ -13,6 +13,12 @@ from typing import Protocol
 class JobQueue(Protocol):
     """Errors: ``JobQueueError`` when the queue cannot be set up."""
 
+    @property
+    def remote(self) -> bool:
+        """Whether jobs run in worker processes of their own (``lantern worker``): then
+        ``start`` runs jobs only where the queue was built with ``consume=True``, and
+        elsewhere (the API) the queue only wakes those workers."""
+
     def start(self) -> None:
         """Begin claiming and running jobs."""
 

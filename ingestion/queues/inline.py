@@ -6,6 +6,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from ingestion.queues._runs import Runs
+
 log = logging.getLogger(__name__)
 
 
@@ -13,6 +15,8 @@ class InlineJobQueue:
     """A ``JobQueue`` of ``workers`` daemon threads that poll ``claim`` every
     ``poll_seconds`` (or sooner when woken). ``on_idle`` warms what the first question
     after an ingest would otherwise pay for."""
+
+    remote = False
 
     def __init__(
         self,
@@ -25,17 +29,13 @@ class InlineJobQueue:
         on_idle: Callable[[], None] | None = None,
     ) -> None:
         self._claim = claim
-        self._run = run
+        self._runs = Runs(run, on_idle)
         self._n = workers
         self._poll = poll_seconds
         self._name = name
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._busy = 0
-        self._ran_since_idle = False
-        self._on_idle = on_idle
-        self._lock = threading.Lock()
 
     def start(self) -> None:
         for i in range(self._n):
@@ -49,8 +49,7 @@ class InlineJobQueue:
 
     @property
     def busy(self) -> int:
-        with self._lock:
-            return self._busy
+        return self._runs.busy
 
     def stop(self, timeout: float | None = None) -> None:
         """Finish the running jobs, then stop."""
@@ -68,28 +67,8 @@ class InlineJobQueue:
                 log.exception("claiming a job failed; retrying")
                 job_id = None
             if job_id is None:
-                self._idle()
+                self._runs.idle()
                 self._wake.wait(self._poll)
                 self._wake.clear()
                 continue
-            with self._lock:
-                self._busy += 1
-                self._ran_since_idle = True
-            try:
-                self._run(job_id)
-            except Exception:
-                log.exception("job %s escaped its runner", job_id)
-            finally:
-                with self._lock:
-                    self._busy -= 1
-
-    def _idle(self) -> None:
-        """Run ``on_idle`` in the first worker to find the queue empty with none busy."""
-        with self._lock:
-            if self._busy or not self._ran_since_idle or self._on_idle is None:
-                return
-            self._ran_since_idle = False
-        try:
-            self._on_idle()
-        except Exception:
-            log.exception("the idle hook failed")
+            self._runs.run(job_id)

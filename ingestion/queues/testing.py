@@ -13,6 +13,8 @@ class FakeJobQueue:
     thread, in claim order, then call ``on_idle`` once if any ran; after ``stop()`` they do
     nothing. ``ran`` lists the job ids it ran."""
 
+    remote = False
+
     def __init__(
         self,
         claim: Callable[[], str | None],
