@@ -29,6 +29,7 @@ from typing import Any
 from celery import Celery
 from celery.worker import WorkController
 from celery.worker import state as worker_state
+from kombu.utils.url import maybe_sanitize_url
 
 from ingestion.errors import JobQueueError
 from ingestion.queues._runs import Runs
@@ -112,7 +113,7 @@ class CeleryJobQueue:
             with self._app.connection() as conn:
                 conn.ensure_connection(max_retries=1, timeout=5)
         except Exception as e:
-            url = _redacted(self._app.conf.broker_url)
+            url = maybe_sanitize_url(self._app.conf.broker_url)  # no password
             raise JobQueueError(f"the Celery broker at {url} does not answer: {e}") from e
         # The pool's threads look tasks up in the default app: make it this one (one
         # consuming queue per process).
@@ -220,11 +221,3 @@ class CeleryJobQueue:
                 log.exception("claiming a job failed (attempt %d)", attempt + 1)
                 time.sleep(CLAIM_RETRY_S)
         return None
-
-
-def _redacted(url: str) -> str:
-    """``url`` without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"

@@ -151,29 +151,28 @@ class Build:
             if restored is not None:
                 self.target = restored
                 logger.info("restoring the saved graph of %s", self.label)
-            fill = self.target.insert if isinstance(self.target, Graph) else None
             if restored is not None:
                 fill = restored.confirm
+            elif isinstance(self.target, Graph):
+                fill = self.target.insert
+            else:
+                fill = self.target.add_with_ids
             for start in range(0, len(self.ids), CHUNK):
                 rows = self._copy(self.ids[start : start + CHUNK])
                 if rows is None:
                     return
                 if len(rows[0]):
-                    (fill or self.target.add_with_ids)(rows[1], rows[0])
+                    fill(rows[1], rows[0])
             if restored is not None:
                 restored.restore_done()
             elif self.save is not None and isinstance(self.target, Graph):
-                self._save(self.target)
+                # The graph is this build's own until swapped in: no lock. A failure
+                # costs the next open a build, not this one.
+                try:
+                    self.save(self.target)
+                except Exception as e:
+                    logger.warning("could not keep the graph of %s on disk: %s", self.label, e)
             self._catch_up()
-
-    def _save(self, graph: Graph) -> None:
-        """Keep the graph (it is this build's own until swapped in: no lock needed); a
-        failure costs the next open a build, not this one."""
-        assert self.save is not None
-        try:
-            self.save(graph)
-        except Exception as e:
-            logger.warning("could not keep the graph of %s on disk: %s", self.label, e)
 
     def _cancelled(self) -> bool:
         return not self.current() or self.source.ann.job is not self
