@@ -15,13 +15,21 @@ never overwritten, so a crash anywhere before that rename leaves the previous ta
 and every file it names intact, and the last flushed state loads; files no table
 names are ignored and removed by the next flush. ``close()`` does not flush: callers
 flush after a whole unit of work (a document), so a crash never persists half of one.
-One process owns a directory for writing.
+
+One process owns a directory for writing. Other processes open it ``read_only``: a
+replica writes nothing (no flush, no clean-up) and follows the writer, checking the
+table's file every ``refresh_seconds`` (a ``stat``) and, when another table was
+committed, loading the collections whose files changed, outside the lock, then
+swapping them in; searches go on meanwhile on the state before. The writer deletes
+the files of an old table once it commits a new one, so a load that finds a file gone
+reads the newest table again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -213,6 +221,10 @@ def _nothing() -> None:
     pass
 
 
+def _ignore(_: dict[str, Any]) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class Written(Generic[E]):
     """A changed collection's new entries (none: it is gone), and what to do in memory
@@ -228,8 +240,23 @@ class ShardedIndex(Generic[P, E]):
     Subclasses call ``_open`` from ``__init__`` and implement the four payload hooks.
     """
 
-    def __init__(self, directory: Path, layout: Layout[E], *, label: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        layout: Layout[E],
+        *,
+        label: str,
+        read_only: bool = False,
+        refresh_seconds: float = 0.0,
+    ) -> None:
+        """``read_only``: a replica of a directory another process writes, refreshed every
+        ``refresh_seconds`` by a thread of its own (0: only when ``refresh`` is called)."""
         self.directory = Path(directory)
+        self.read_only = read_only
+        self._refresh_seconds = refresh_seconds
+        self._stamp: tuple[int, int, int] | None = None
+        self._closing = threading.Event()
+        self._check: Callable[[dict[str, Any]], None] = _ignore
         self._layout = layout
         self._error = layout.error
         self._label = label
@@ -262,6 +289,13 @@ class ShardedIndex(Generic[P, E]):
         """The number of chunks in a collection's payload."""
         raise NotImplementedError
 
+    def _members(self, shard: P) -> Iterable[tuple[str, str]]:
+        """A collection's (chunk id, document id) pairs (a replica drops them on reload)."""
+        raise NotImplementedError
+
+    def _refreshed(self, collection_ids: set[str]) -> None:
+        """A replica swapped in these collections (lock held); e.g. publish, rebuild."""
+
     # -- opening ---------------------------------------------------------------
 
     def _open(self, manifest: dict[str, Any], check: Callable[[dict[str, Any]], None]) -> None:
@@ -271,6 +305,13 @@ class ShardedIndex(Generic[P, E]):
         except OSError as e:
             raise self._error(f"cannot create {self.directory}: {e}") from e
         path = self.directory / MANIFEST_NAME
+        self._stamp = self._table_stamp()
+        if not path.exists() and self.read_only:
+            # The writer has not opened it yet: follow it from empty; the manifest is
+            # checked once its first table is there.
+            self._check = check
+            self._stamp = None
+            return
         if not path.exists():
             if (self.directory / self._layout.table_name).exists():
                 raise self._error(
@@ -295,6 +336,105 @@ class ShardedIndex(Generic[P, E]):
                 self._where[chunk_id] = (collection_id, document_id)
                 self._by_document.setdefault(document_id, set()).add(chunk_id)
             self._shards[collection_id] = shard
+        self._check = check
+
+    # -- replicas --------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """A replica: load what the writer committed since the last look; returns
+        whether anything changed. Cheap when nothing did (one ``stat``)."""
+        if not self.read_only or self._closed:
+            return False
+        for _ in range(10):
+            stamp = self._table_stamp()  # before reading: a later commit changes it
+            if stamp == self._stamp:
+                return False
+            try:
+                if self._stamp is None:
+                    self._check(read_json(self.directory / MANIFEST_NAME, self._error))
+                table = read_table(self.directory, self._layout)
+                current = self._table.collections
+                changed = {
+                    c
+                    for c in set(table.collections) | set(current)
+                    if table.collections.get(c) != current.get(c)
+                }
+                loaded = {
+                    c: self._load_shard(c, table.collections[c])
+                    for c in sorted(changed)
+                    if c in table.collections
+                }
+            except RetrievalError:
+                if self._table_stamp() != stamp:
+                    continue  # the writer committed again and removed files this table named
+                raise
+            with self._lock:
+                if self._closed:
+                    return False
+                self._swap(table, changed, loaded)
+                self._stamp = stamp
+                self._refreshed(changed)
+            return True
+        return False
+
+    def versions(self, collections: Collection[str] | None = None) -> dict[str, int]:
+        """Collection id -> the generation of the newest flush that changed it, for the
+        collections that hold chunks: equal in the writer and its replicas once they
+        have caught up, so a cache may key on it."""
+        with self._lock:
+            table = self._table.collections
+            return {
+                c: max(e.generation for e in table[c])
+                for c in select(collections, table)
+                if table[c]
+            }
+
+    def _swap(
+        self,
+        table: Table[E],
+        changed: set[str],
+        loaded: Mapping[str, tuple[P, Iterable[tuple[str, str]]]],
+    ) -> None:
+        for collection_id in changed:
+            old = self._shards.pop(collection_id, None)
+            for chunk_id, document_id in self._members(old) if old is not None else ():
+                self._where.pop(chunk_id, None)
+                chunks = self._by_document.get(document_id)
+                if chunks is not None:
+                    chunks.discard(chunk_id)
+                    if not chunks:
+                        del self._by_document[document_id]
+            if collection_id not in loaded:
+                continue
+            shard, members = loaded[collection_id]
+            self._shards[collection_id] = shard
+            for chunk_id, document_id in members:
+                self._where[chunk_id] = (collection_id, document_id)
+                self._by_document.setdefault(document_id, set()).add(chunk_id)
+        self._table = table
+
+    def _table_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.directory / self._layout.table_name)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _start_following(self) -> None:
+        """Start a replica's refresh thread (subclasses: at the end of ``__init__``)."""
+        if not self.read_only or self._refresh_seconds <= 0:
+            return
+        thread = threading.Thread(target=self._follow, name="index-replica", daemon=True)
+        thread.start()
+
+    def _follow(self) -> None:
+        while not self._closing.wait(self._refresh_seconds):
+            try:
+                self.refresh()
+            except Exception:  # keep serving what was loaded; retried at the next look
+                logger.exception(
+                    "%s at %s: could not load the new generation", self._label, self.directory
+                )
 
     # -- writes ----------------------------------------------------------------
 
@@ -303,7 +443,7 @@ class ShardedIndex(Generic[P, E]):
         if isinstance(document_ids, str):
             raise TypeError("document_ids must be a collection of ids, not a string")
         with self._lock:
-            self._check_open()
+            self._check_writable()
             chunks = [c for d in set(document_ids) for c in self._by_document.get(d, ())]
             self._remove_chunks(chunks)
             return len(chunks)
@@ -311,7 +451,7 @@ class ShardedIndex(Generic[P, E]):
     def clear(self) -> None:
         """Drop every chunk; ``flush()`` then removes the files. Keeps the manifest."""
         with self._lock:
-            self._check_open()
+            self._check_writable()
             self._dirty.update(self._shards)
             self._dirty.update(self._table.collections)
             self._shards.clear()
@@ -322,7 +462,7 @@ class ShardedIndex(Generic[P, E]):
         """Write the collections changed since the last flush to new files, then switch
         the table to them atomically; see the module docstring."""
         with self._lock:
-            self._check_open()
+            self._check_writable()
             if not self._dirty:
                 return
             generation = self._table.generation + 1
@@ -369,6 +509,7 @@ class ShardedIndex(Generic[P, E]):
                     len(self._dirty),
                 )
             self._closed = True
+            self._closing.set()
             self._shards.clear()
             self._where.clear()
             self._by_document.clear()
@@ -430,3 +571,11 @@ class ShardedIndex(Generic[P, E]):
     def _check_open(self) -> None:
         if self._closed:
             raise self._error(f"{self._label} at {self.directory} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise self._error(
+                f"{self._label} at {self.directory} is a read-only replica here: another "
+                "process writes it (the ingestion worker that holds the data dir's lock)"
+            )

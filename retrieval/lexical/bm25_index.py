@@ -80,12 +80,20 @@ class Bm25Index(ShardedIndex[Shard, SegmentFile]):
         language: str = "english",
         stopwords: bool = True,
         cache_dir: Path | None = None,
+        read_only: bool = False,
+        refresh_seconds: float = 0.0,
     ) -> None:
         if k1 < 0 or not 0 <= b <= 1:
             raise LexicalIndexError(f"need k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
         if method not in METHODS:
             raise LexicalIndexError(f"unknown BM25 method {method!r}; choose one of {METHODS}")
-        super().__init__(directory, files.layout(FORMAT_VERSION), label="BM25 index")
+        super().__init__(
+            directory,
+            files.layout(FORMAT_VERSION),
+            label="BM25 index",
+            read_only=read_only,
+            refresh_seconds=refresh_seconds,
+        )
         self.analyzer = Analyzer(language=language, stopwords=stopwords, cache_dir=cache_dir)
         self._scoring = Scoring(k1=k1, b=b, method=method)
         self._views: Mapping[str, View] = MappingProxyType({})
@@ -99,6 +107,7 @@ class Bm25Index(ShardedIndex[Shard, SegmentFile]):
         }
         self._open(expected, lambda found: self._check_manifest(found, expected))
         self._publish()
+        self._start_following()
 
     def _check_manifest(self, found: dict[str, Any], expected: dict[str, Any]) -> None:
         where = f"BM25 index at {self.directory}"
@@ -142,7 +151,7 @@ class Bm25Index(ShardedIndex[Shard, SegmentFile]):
             )
         built = {c: build(rows) for c, rows in grouped.items()}
         with self._lock:
-            self._check_open()
+            self._check_writable()
             self._remove_chunks([r.chunk_id for r in batch if r.chunk_id in self._where])
             for collection_id, (postings, terms) in built.items():
                 self._shards.setdefault(collection_id, Shard()).add(postings, terms)
@@ -219,12 +228,7 @@ class Bm25Index(ShardedIndex[Shard, SegmentFile]):
         self, collection_id: str, entries: tuple[SegmentFile, ...]
     ) -> tuple[Shard, Iterable[tuple[str, str]]]:
         shard = shards.load(self.directory, collection_id, entries)
-        members = [
-            (segment.postings.chunk_ids[row], segment.postings.document_ids[row])
-            for segment in shard.segments
-            for row in segment.live.nonzero()[0].tolist()
-        ]
-        return shard, members
+        return shard, self._members(shard)
 
     def _write_shard(self, collection_id: str, generation: int, n: int) -> Written[SegmentFile]:
         """Write the segment holding a collection's changes (merged per the merge
@@ -254,6 +258,16 @@ class Bm25Index(ShardedIndex[Shard, SegmentFile]):
 
     def _size(self, shard: Shard) -> int:
         return shard.size
+
+    def _members(self, shard: Shard) -> list[tuple[str, str]]:
+        return [
+            (segment.postings.chunk_ids[row], segment.postings.document_ids[row])
+            for segment in shard.segments
+            for row in segment.live.nonzero()[0].tolist()
+        ]
+
+    def _refreshed(self, collection_ids: set[str]) -> None:
+        self._publish()
 
     # -- internals -------------------------------------------------------------
 

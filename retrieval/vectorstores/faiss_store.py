@@ -90,6 +90,8 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         ann_ef_search: int = ann.AnnOptions.ef_search,
         ann_persist: bool = True,
         background: bool = True,
+        read_only: bool = False,
+        refresh_seconds: float = 0.0,
     ) -> None:
         if dimension <= 0:
             raise VectorStoreError(f"dimension must be positive, got {dimension}")
@@ -98,7 +100,13 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
                 f"invalid ANN settings: threshold {ann_threshold}, m {ann_m}, "
                 f"ef_construction {ann_ef_construction}, ef_search {ann_ef_search}"
             )
-        super().__init__(directory, layout(FORMAT_VERSION), label="FAISS index")
+        super().__init__(
+            directory,
+            layout(FORMAT_VERSION),
+            label="FAISS index",
+            read_only=read_only,
+            refresh_seconds=refresh_seconds,
+        )
         self.manifest = IndexManifest(embedding_model, dimension, BACKEND, FORMAT_VERSION)
         self._ann = ann.AnnOptions(ann_threshold, ann_m, ann_ef_construction, ann_ef_search)
         self._background = background
@@ -108,9 +116,11 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
             manifest_payload(self.manifest),
             lambda found: check_manifest(found, self.manifest, self.directory),
         )
-        snapshot.remove_stale(self.directory, self._shards if ann_persist else ())
+        if not read_only:  # a replica restores the writer's graphs, never writes one
+            snapshot.remove_stale(self.directory, self._shards if ann_persist else ())
         with self._lock:
             self._maintain()
+        self._start_following()
 
     # -- writes ----------------------------------------------------------------
 
@@ -125,7 +135,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         matrix = self._as_matrix([r.vector for r in batch], what="vector")
         ids = [faiss_id(r.chunk_id) for r in batch]
         with self._lock:
-            self._check_open()
+            self._check_writable()
             self._check_batch(batch, ids)
             self._remove_chunks([r.chunk_id for r in batch if r.chunk_id in self._where])
             by_collection: dict[str, list[int]] = {}
@@ -241,7 +251,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
             save=functools.partial(
                 snapshot.save, directory=self.directory, collection_id=collection_id
             )
-            if keep
+            if keep and not self.read_only
             else None,
         )
 
@@ -267,7 +277,7 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
         coll = segments.load_collection(
             self.directory, collection_id, entries, self.manifest.dimension
         )
-        return coll, coll.members.values()
+        return coll, self._members(coll)
 
     def _write_shard(self, collection_id: str, generation: int, n: int) -> Written[SegmentEntry]:
         """Write the segment holding a collection's changes (merged with its newest
@@ -289,6 +299,12 @@ class FaissVectorStore(ShardedIndex[segments.Collection, SegmentEntry]):
 
     def _size(self, shard: segments.Collection) -> int:
         return int(shard.index.ntotal)
+
+    def _members(self, shard: segments.Collection) -> Iterable[tuple[str, str]]:
+        return shard.members.values()
+
+    def _refreshed(self, collection_ids: set[str]) -> None:
+        self._maintain()  # a big collection reloaded flat restores the kept graph
 
     # -- internals -------------------------------------------------------------
 
