@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from limits.storage import Storage
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,7 +40,7 @@ from app.services.model_compare import ModelCompareService
 from app.services.model_eval import ModelEvaluator
 from app.services.model_registry import Deployer, ModelRegistryService, ServedVersion
 from app.services.model_router import ModelRouter, version_label
-from app.services.ratelimit import LoginThrottle, RateLimiter
+from app.services.ratelimit import LoginThrottle, RateLimiter, limit_storage
 from app.services.search import SearchService
 from app.services.status import StatusService
 from app.settings import Settings
@@ -140,12 +141,22 @@ class Container:
             context = {"milvus": self._milvus_connection(), "full_text": self._milvus_text()}
         return create_vector_store(
             store.kind,
-            context=context,
+            context={**(context or {}), **self._replica_context()},
             directory=directory,
             embedding_model=self.embedder.model_name,
             dimension=self.embedder.dimension,
             **store.options(),
         )
+
+    def _replica_context(self) -> dict[str, Any]:
+        """What a file index takes to open as a replica: in a process that does not write
+        the data dir's indexes (``IngestionQueue.replica``), it follows the one that does."""
+        if not self.ingestion.replica:
+            return {}
+        return {
+            "read_only": True,
+            "refresh_seconds": self.settings.retrieval.replica_refresh_seconds,
+        }
 
     @cached_property
     def lexical(self) -> LexicalIndex:
@@ -161,6 +172,7 @@ class Container:
             "directory": Path(directory),
             "cache_dir": self.settings.data_dir / "cache",
             "vectors": vectors,
+            **self._replica_context(),
         }
         if kind == "milvus":
             context["milvus"] = self._milvus_connection()
@@ -388,7 +400,12 @@ class Container:
     @cached_property
     def runner(self) -> JobRunner:
         return JobRunner(
-            self.job_store, self.pipeline, self.vectors, self.blobs, lexical=self.lexical
+            self.job_store,
+            self.pipeline,
+            self.vectors,
+            self.blobs,
+            lexical=self.lexical,
+            heartbeat_seconds=self.settings.ingestion.lease_seconds / 4,
         )
 
     # -- services ------------------------------------------------------------------
@@ -420,8 +437,12 @@ class Container:
         self.metrics.observe_feedback(version=version_label(version), rating=rating)
 
     @cached_property
+    def _limit_storage(self) -> Storage:
+        return limit_storage(self.settings.server.rate_limit_storage_url)
+
+    @cached_property
     def rate_limiter(self) -> RateLimiter:
-        return RateLimiter(self.settings.server.rate_limit_per_minute)
+        return RateLimiter(self.settings.server.rate_limit_per_minute, self._limit_storage)
 
     @cached_property
     def login_throttle(self) -> LoginThrottle:
@@ -432,6 +453,7 @@ class Container:
             per_address=server.login_failures_per_address,
             window_minutes=server.login_window_minutes,
             known_address=self.audit.logged_in_from,
+            storage=self._limit_storage,
         )
 
     @cached_property
@@ -537,6 +559,7 @@ class Container:
             indexes=lambda: (self.vectors, self.lexical),
             lock_path=self.settings.data_dir / "worker.lock",
             single_writer=self.settings.single_writer_indexes,
+            replicable=self.settings.replicable_indexes,
             kind=self.settings.jobs.kind,
         )
 

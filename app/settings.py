@@ -132,6 +132,14 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(default=1.0, ge=0, description="RRF weight of the vector list.")
     lexical_weight: float = Field(default=1.0, ge=0, description="RRF weight of the BM25 list.")
     rrf_k: float = Field(default=60.0, gt=0, description="RRF constant: 1 / (k + rank).")
+    replica_refresh_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="How often a process that reads FAISS/BM25 index files another process "
+        "writes (`lantern serve` beside `lantern worker`, or a second `lantern serve` on one "
+        "data dir) looks for a new generation (one stat; a reload only of what changed).",
+    )
 
 
 class RerankerSettings(BackendSettings):
@@ -349,6 +357,12 @@ class ServerSettings(BaseModel):
         ge=0,
         description="Requests per minute per user or API key (0: unlimited); questions count 5.",
     )
+    rate_limit_storage_url: str | None = Field(
+        default=None,
+        description="Where request budgets and failed log-ins are counted: empty for this "
+        "process's memory; redis://host:6379/1 to share them between API processes behind "
+        "one address (the limits library's Redis storage; `pip install 'lantern[redis]'`).",
+    )
     login_window_minutes: int = Field(
         default=15, ge=1, description="Window over which failed log-ins are counted."
     )
@@ -464,6 +478,15 @@ class Settings(BaseSettings):
         return not (
             self.vector_store.kind == "milvus" and self.lexical_kind == "milvus" and milvus_server
         )
+
+    @property
+    def replicable_indexes(self) -> bool:
+        """Whether processes that do not write the index files can follow the one that
+        does (faiss and bm25 files can; milvus-lite's database file cannot be shared)."""
+        milvus_lite = "milvus" in (self.vector_store.kind, self.lexical_kind) and "://" not in (
+            self.milvus.uri or ""
+        )
+        return self.single_writer_indexes and not milvus_lite
 
     @property
     def index_dir(self) -> Path:

@@ -268,8 +268,9 @@ class DocumentService:
     def delete(
         self, document_id: str, *, vectors: VectorStore, lexical: LexicalIndex | None = None
     ) -> None:
-        """Remove the rows (chunks, pages, jobs cascade), the vectors and, when no other
-        document shares it, the blob. A job still running notices and stops."""
+        """Remove the rows (chunks, pages, jobs cascade), the vectors (in the process that
+        writes them) and, when no other document shares it, the blob. A job still running
+        notices and stops."""
         with self.sessions.begin() as s:
             doc = s.get(Document, document_id)
             if doc is None:
@@ -281,7 +282,10 @@ class DocumentService:
             if res.rowcount != 1:  # type: ignore[attr-defined]
                 raise NotFound(f"no document {document_id}")
         for index in (vectors, lexical):
-            if index is not None and index.delete_documents([document_id]):
+            # A replica's writer sweeps the entries away (``IngestionQueue.sweep``).
+            if index is None or getattr(index, "read_only", False):
+                continue
+            if index.delete_documents([document_id]):
                 index.flush()
         with self.sessions() as s:
             shared = s.scalar(select(func.count()).where(Document.sha256 == sha))

@@ -4,8 +4,12 @@ left, wake them when work is queued, warm the indexes when the queue drains, sto
 One process on a data dir runs the workers (a file lock decides which); the others
 only queue jobs, which the worker process picks up from the database. With a remote
 queue (Celery) jobs run in ``lantern worker`` processes instead (``work``) and every API
-process only wakes them; where the indexes are files one process writes, the workers
-take the same lock, so one of them writes and the others wait as standbys.
+process only wakes them. Where the indexes are files one process writes (FAISS, BM25),
+the workers take the same lock, so one of them writes and the others wait as
+standbys; every other process opens the files as a replica (``replica``) that follows
+the writer's commits. A replica never writes, so a document deleted through it leaves
+its index entries to the writer, which sweeps entries no live document owns every
+``SWEEP_SECONDS`` (searches drop them at once: they keep only chunks of ready documents).
 """
 
 from __future__ import annotations
@@ -25,15 +29,16 @@ from ingestion.queues.base import JobQueue
 
 log = logging.getLogger(__name__)
 
-#: Why an API process refuses a remote queue over index files (``start(serving=True)``).
+#: Why an API process refuses a remote queue over milvus-lite (``start(serving=True)``).
 SINGLE_WRITER = (
     "LANTERN_JOBS__KIND={kind} runs ingestion in `lantern worker` processes, which write the "
-    "indexes; but the faiss/bm25/milvus-lite indexes are files that one process writes and "
-    "only it sees change, so this API process would neither find new documents nor may it "
-    "delete from them beside a worker. Use a Milvus server for both indexes "
-    "(LANTERN_VECTOR_STORE__KIND=milvus, LANTERN_MILVUS__URI=http://host:19530) or "
-    "LANTERN_JOBS__KIND=inline."
+    "indexes; but milvus-lite keeps them in a database file that only one process can open, "
+    "so this API process could not search beside a worker. Use a Milvus server "
+    "(LANTERN_MILVUS__URI=http://host:19530), the faiss vector store (its files are shared: "
+    "API processes follow the worker's writes), or LANTERN_JOBS__KIND=inline."
 )
+#: How often the writer of index files removes entries of documents deleted elsewhere.
+SWEEP_SECONDS = 10.0
 
 
 class _Index(Protocol):
@@ -52,18 +57,25 @@ class IngestionQueue:
         indexes: Callable[[], Sequence[_Index]],
         lock_path: Path,
         single_writer: bool = True,
+        replicable: bool = False,
         kind: str = "",
     ) -> None:
         """``make_queue(on_idle, workers, context)`` builds the configured job queue
         (``workers``: None for the configured number; ``context``: what a remote queue
         takes, see ``work``). ``single_writer``: the indexes are files one process
-        writes. ``kind`` names the queue in messages."""
+        writes; ``replicable``: other processes can follow them (FAISS, BM25; not
+        milvus-lite). ``kind`` names the queue in messages."""
         self._jobs = jobs
         self._make_queue = make_queue
         self._indexes = indexes
         self._lock_path = lock_path
         self._single_writer = single_writer
+        self._replicable = replicable
         self._kind = kind
+        #: This process opens the index files read-only and follows their writer.
+        self.replica = False
+        self._sweeper: threading.Thread | None = None
+        self._swept = threading.Event()
         self._lock: FileLock | None = None
         self._pool: JobQueue | None = None
         self._runs_jobs = False
@@ -97,24 +109,28 @@ class IngestionQueue:
             return self._runs_jobs
         pool = self._make_queue(self.warm_indexes, threads, {})
         if pool.remote:
-            if serving and self._single_writer:
+            if serving and self._single_writer and not self._replicable:
                 raise JobQueueError(SINGLE_WRITER.format(kind=self._kind))
+            self.replica = self._single_writer
             pool.start()  # only sends wake-ups from here
             self._pool = pool
             return False
         if not self._take_lock(wait=None):
             log.info("another Lantern process is running the workers for this data dir")
+            self.replica = self._single_writer and self._replicable
             return False
         self.recover()
         self._pool = pool
         self._runs_jobs = True
         pool.start()
+        self._start_sweeping()
         return True
 
     def check_serving(self) -> None:
         """Raise ``JobQueueError`` where an API process may not run beside the configured
         workers (``SINGLE_WRITER``); ``lantern serve`` asks before it listens."""
-        if self._single_writer and self._make_queue(self.warm_indexes, None, {}).remote:
+        unshareable = self._single_writer and not self._replicable
+        if unshareable and self._make_queue(self.warm_indexes, None, {}).remote:
             raise JobQueueError(SINGLE_WRITER.format(kind=self._kind))
 
     def work(
@@ -145,6 +161,7 @@ class IngestionQueue:
         self._pool = pool
         self._runs_jobs = True
         pool.start()
+        self._start_sweeping()
         if on_ready is not None:
             on_ready()
         stop.wait()
@@ -189,6 +206,35 @@ class IngestionQueue:
         if exclusive:
             self._jobs.gc_blobs()
 
+    def sweep(self) -> int:
+        """The writer: remove index entries of documents no longer in the database
+        (deleted through a replica); whatever their status, those it holds are left to
+        their jobs. Returns the entries removed."""
+        live = self._jobs.existing_document_ids()
+        removed = 0
+        for index in self._indexes():
+            gone = index.document_ids() - live
+            if gone:
+                removed += index.delete_documents(gone)
+                index.flush()
+        return removed
+
+    def _start_sweeping(self) -> None:
+        if not (self._single_writer and self._replicable) or self._sweeper is not None:
+            return
+        self._swept.clear()
+
+        def loop() -> None:
+            while not self._swept.wait(SWEEP_SECONDS):
+                try:
+                    if n := self.sweep():
+                        log.info("removed %d index entries of deleted documents", n)
+                except Exception:  # retried at the next sweep
+                    log.exception("could not sweep the indexes")
+
+        self._sweeper = threading.Thread(target=loop, name="index-sweep", daemon=True)
+        self._sweeper.start()
+
     def wake(self) -> None:
         """Tell idle workers that new jobs are queued (nothing if they run elsewhere)."""
         if self._pool is not None:
@@ -210,6 +256,10 @@ class IngestionQueue:
 
     def stop(self) -> None:
         """Finish the running jobs, stop the workers and give up the data-dir lock."""
+        if self._sweeper is not None:
+            self._swept.set()
+            self._sweeper.join()
+            self._sweeper = None
         if self._pool is not None:
             self._pool.stop()
             self._pool = None

@@ -80,6 +80,18 @@ class SqlJobStore:
             if res.rowcount != 1:  # type: ignore[attr-defined]
                 raise JobCancelled(job_id)
 
+    def heartbeat(self, spec: JobSpec) -> None:
+        with self.sessions.begin() as s:
+            s.execute(
+                update(IngestionJob)
+                .where(
+                    IngestionJob.id == spec.job_id,
+                    IngestionJob.status == JobStatus.RUNNING,
+                    IngestionJob.attempts == spec.attempt,
+                )
+                .values(heartbeat_at=utcnow())
+            )
+
     def save_pages(self, spec: JobSpec, *, mime: str, parsed: ParsedDocument) -> None:
         with self.sessions.begin() as s:
             self._hold(s, spec, whole_file=False)
@@ -303,6 +315,11 @@ class SqlJobStore:
             statuses.append(DocumentStatus.PROCESSING)
         with self.sessions() as s:
             return set(s.scalars(select(Document.id).where(Document.status.in_(statuses))))
+
+    def existing_document_ids(self) -> set[str]:
+        """Every document the database holds, whatever its status."""
+        with self.sessions() as s:
+            return set(s.scalars(select(Document.id)))
 
     def gc_blobs(self, *, min_age_seconds: float = 3600) -> int:
         """Delete blobs no document references (left by a crash between write and commit).
