@@ -31,6 +31,7 @@ def serve_container(c: Container | None, host: str | None, port: int | None) -> 
     probe = c or Container(settings)
     try:
         probe.ingestion.check_serving()  # before listening: a clear message, no traceback
+        probe.rate_limiter  # noqa: B018  (a bad limits storage address, said here)
     finally:
         if c is None:
             probe.close()

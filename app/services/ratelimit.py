@@ -1,22 +1,87 @@
 """Per-user and per-API-key request budgets (a moving one-minute window), and the
 limits on failed log-ins.
 
-In memory, per process: with several API processes behind a load balancer, point
-``limits`` at Redis instead (its ``RedisStorage``), which this wraps unchanged.
+In memory, per process, by default. With several API processes behind one address,
+``LANTERN_SERVER__RATE_LIMIT_STORAGE_URL=redis://...`` counts them in Redis (the
+``limits`` library's ``RedisStorage``), so a budget is one budget whichever process
+answers. If Redis stops answering, the counts go on in this process's memory (a
+warning in the log) and go back to Redis once it answers again: a request is never
+refused, nor a limit lifted, because the counter's server is down.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage, Storage
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from app.errors import TooManyRequests
+from app.errors import LanternError, TooManyRequests
 from app.services.auth import Principal
+
+log = logging.getLogger(__name__)
+
+#: The prefix of every key Lantern's limits write in a shared Redis.
+KEY_PREFIX = "lantern-limits"
+#: How long after a failure Redis is left alone before it is tried again.
+RETRY_S = 10.0
+
+
+def limit_storage(url: str | None, *, key_prefix: str = KEY_PREFIX) -> Storage:
+    """The counters' storage: memory without ``url``, else the one it names (redis://,
+    rediss://, redis+sentinel://, memcached://), falling back to memory while it fails."""
+    if not url:
+        return MemoryStorage()
+    options = {"key_prefix": key_prefix} if url.startswith("redis") else {}
+    try:
+        storage = storage_from_string(url, **options)
+    except Exception as e:  # a missing client library, or a malformed address
+        raise LanternError(f"LANTERN_SERVER__RATE_LIMIT_STORAGE_URL={url!r}: {e}") from e
+    if not isinstance(storage, Storage):  # an async-only scheme (async+redis://)
+        raise LanternError(f"LANTERN_SERVER__RATE_LIMIT_STORAGE_URL={url!r} is not a sync storage")
+    return storage
+
+
+class _Limiter:
+    """A moving-window limiter on ``storage``, on memory while ``storage`` fails."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._shared = MovingWindowRateLimiter(storage)
+        self._local = (
+            self._shared
+            if isinstance(storage, MemoryStorage)
+            else MovingWindowRateLimiter(MemoryStorage())
+        )
+        self._down_until = 0.0
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self._local is not self._shared and time.monotonic() >= self._down_until:
+            try:
+                return getattr(self._shared, name)(*args, **kwargs)
+            except Exception as e:
+                if self._down_until == 0.0 or time.monotonic() >= self._down_until + 60:
+                    log.warning("rate-limit storage unreachable (%s); counting in memory", e)
+                self._down_until = time.monotonic() + RETRY_S
+        return getattr(self._local, name)(*args, **kwargs)
+
+    def hit(self, item: RateLimitItem, key: str, cost: int = 1) -> bool:
+        return bool(self._call("hit", item, key, cost=cost))
+
+    def test(self, item: RateLimitItem, key: str) -> bool:
+        return bool(self._call("test", item, key))
+
+    def get_window_stats(self, item: RateLimitItem, key: str) -> tuple[float, int]:
+        reset, remaining = self._call("get_window_stats", item, key)
+        return float(reset), int(remaining)
+
+    def clear(self, item: RateLimitItem, key: str) -> None:
+        self._call("clear", item, key)
+
 
 #: What a question costs against the budget, against 1 for any other request.
 QUESTION_COST = 5
@@ -26,7 +91,7 @@ class RateLimiter:
     def __init__(self, per_minute: int, storage: Storage | None = None) -> None:
         self.per_minute = per_minute
         self._item = RateLimitItemPerMinute(max(1, per_minute))
-        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self._limiter = _Limiter(storage or MemoryStorage())
 
     def hit(self, who: Principal, cost: int = 1) -> None:
         """Spend ``cost`` of ``who``'s budget, or raise ``TooManyRequests``."""
@@ -70,7 +135,7 @@ class LoginThrottle:
             ),
             "address": per(max(1, per_address), window_minutes) if per_address else None,
         }
-        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self._limiter = _Limiter(storage or MemoryStorage())
         self._known = known_address
 
     def _keys(self, email: str, ip: str | None) -> dict[str, str]:
