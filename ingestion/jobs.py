@@ -12,6 +12,7 @@ a whole list of chunks and vectors, and still becomes searchable all at once.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -48,6 +49,10 @@ class JobStore(Protocol):
     def set_stage(self, job_id: str, stage: str, progress: float) -> None:
         """Record stage and progress (and a heartbeat); raise JobCancelled if cancelled."""
 
+    def heartbeat(self, spec: JobSpec) -> None:
+        """Renew the job's lease: its worker is alive, even on a stage that reports no
+        progress for longer than the lease (one huge page, a slow model)."""
+
     def save_pages(self, spec: JobSpec, *, mime: str, parsed: ParsedDocument) -> None:
         """Replace the document's pages (and drop chunks of an earlier attempt); the
         document stays invisible to search. Raise JobCancelled if it was deleted."""
@@ -74,8 +79,13 @@ class JobRunner:
         vectors: VectorStore,
         blobs: BlobStore,
         lexical: LexicalIndex | None = None,
+        *,
+        heartbeat_seconds: float = 0.0,
     ) -> None:
+        """``heartbeat_seconds``: how often a running job renews its lease (0: only
+        when it reports progress)."""
         self.store = store
+        self.heartbeat_seconds = heartbeat_seconds
         self.pipeline = pipeline
         self.vectors = vectors
         self.lexical = lexical
@@ -88,6 +98,7 @@ class JobRunner:
             log.info("job %s vanished before it started (document deleted)", job_id)
             return
         started = time.perf_counter()
+        beating = self._beat(spec)
         try:
             self._run(spec)
         except JobCancelled:
@@ -114,6 +125,24 @@ class JobRunner:
                 )
         else:
             log.info("job %s done in %.2fs", job_id, time.perf_counter() - started)
+        finally:
+            beating.set()
+
+    def _beat(self, spec: JobSpec) -> threading.Event:
+        """Renew the job's lease every ``heartbeat_seconds`` until the returned event is set."""
+        stop = threading.Event()
+        if self.heartbeat_seconds <= 0:
+            return stop
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_seconds):
+                try:
+                    self.store.heartbeat(spec)
+                except Exception as e:  # the next beat tries again; the job goes on
+                    log.warning("job %s: could not renew its lease: %s", spec.job_id, e)
+
+        threading.Thread(target=beat, name=f"job-lease-{spec.job_id[:8]}", daemon=True).start()
+        return stop
 
     def _run(self, spec: JobSpec) -> None:
         def progress(stage: str, fraction: float) -> None:

@@ -68,6 +68,10 @@ def queue_files(c: Container, collection_id: str, files: list[tuple[Path, str]])
     return out
 
 
+#: How long `lantern ingest` waits on a remote queue before it says no worker runs.
+IDLE_HINT_S = 15.0
+
+
 def wait_for_jobs(c: Container, job_ids: list[str], *, show_progress: bool = True) -> None:
     """Block until every job has finished, with a progress bar and ETA."""
     if not job_ids:
@@ -81,12 +85,23 @@ def wait_for_jobs(c: Container, job_ids: list[str], *, show_progress: bool = Tru
         TimeRemainingColumn(),
         TextColumn("{task.fields[current]}"),
     )
+    hint_at = time.monotonic() + IDLE_HINT_S if c.ingestion.remote else None
     with Progress(*columns, console=console, disable=not show_progress, transient=False) as bar:
         task = bar.add_task("Ingesting", total=len(job_ids), current="")
         while True:
             jobs = c.documents.jobs(job_ids)
             done = sum(1 for j in jobs if j.status not in JobStatus.UNFINISHED)
             running = [j for j in jobs if j.status == JobStatus.RUNNING]
+            if hint_at is not None and (done or running):
+                hint_at = None  # a worker is at it
+            elif hint_at is not None and time.monotonic() > hint_at:
+                hint_at = None
+                bar.console.print(
+                    f"[yellow]no worker has taken a job in {IDLE_HINT_S:.0f} s: jobs run in "
+                    "`lantern worker` processes (LANTERN_JOBS__KIND="
+                    f"{c.settings.jobs.kind}); start one with the same settings, or Ctrl+C "
+                    "(the jobs stay queued)[/]"
+                )
             partial = sum(j.progress for j in running)
             current = ", ".join(f"{short(j.document.name, 40)} ({j.stage})" for j in running[:2])
             bar.update(task, completed=min(done + partial, len(job_ids)), current=current)
