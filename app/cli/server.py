@@ -43,7 +43,15 @@ def serve_container(c: Container | None, host: str | None, port: int | None) -> 
         f"Lantern API on [bold]http://{host}:{port}[/] "
         f"(OpenAPI docs: http://{host}:{port}/api/v1/docs); Ctrl+C stops it"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+    proxies = settings.server.forwarded_allow_ips
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
+    )
 
 
 def serve(
