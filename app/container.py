@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from limits.storage import Storage
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,7 +40,7 @@ from app.services.model_compare import ModelCompareService
 from app.services.model_eval import ModelEvaluator
 from app.services.model_registry import Deployer, ModelRegistryService, ServedVersion
 from app.services.model_router import ModelRouter, version_label
-from app.services.ratelimit import LoginThrottle, RateLimiter
+from app.services.ratelimit import LoginThrottle, RateLimiter, shared_storage
 from app.services.search import SearchService
 from app.services.status import StatusService
 from app.settings import Settings
@@ -422,8 +423,14 @@ class Container:
         self.metrics.observe_feedback(version=version_label(version), rating=rating)
 
     @cached_property
+    def limit_storage(self) -> Storage | None:
+        """Where the rate limits and log-in limits count (None: each in its own memory)."""
+        url = self.settings.server.rate_limit_storage
+        return shared_storage(url) if url else None
+
+    @cached_property
     def rate_limiter(self) -> RateLimiter:
-        return RateLimiter(self.settings.server.rate_limit_per_minute)
+        return RateLimiter(self.settings.server.rate_limit_per_minute, self.limit_storage)
 
     @cached_property
     def login_throttle(self) -> LoginThrottle:
@@ -434,6 +441,7 @@ class Container:
             per_address=server.login_failures_per_address,
             window_minutes=server.login_window_minutes,
             known_address=self.audit.logged_in_from,
+            storage=self.limit_storage,
         )
 
     @cached_property

@@ -356,6 +356,12 @@ class ServerSettings(BaseModel):
         ge=0,
         description="Requests per minute per user or API key (0: unlimited); questions count 5.",
     )
+    rate_limit_storage: str | None = Field(
+        default=None,
+        description="Where request budgets and failed log-ins are counted. Empty: in each "
+        "process's memory; `redis://host:6379/1`: in Redis, shared by every API process "
+        "behind one address (needs the redis client, in the celery extra).",
+    )
     login_window_minutes: int = Field(
         default=15, ge=1, description="Window over which failed log-ins are counted."
     )

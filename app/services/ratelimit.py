@@ -1,8 +1,9 @@
 """Per-user and per-API-key request budgets (a moving one-minute window), and the
 limits on failed log-ins.
 
-In memory, per process: with several API processes behind a load balancer, point
-``limits`` at Redis instead (its ``RedisStorage``), which this wraps unchanged.
+In memory, per process by default; with several API processes behind one address,
+``LANTERN_SERVER__RATE_LIMIT_STORAGE=redis://...`` counts them in Redis (``limits``'
+``RedisStorage``, which this wraps unchanged), so that a user's budget is one budget.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage, Storage
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from app.errors import TooManyRequests
@@ -20,6 +21,17 @@ from app.services.auth import Principal
 
 #: What a question costs against the budget, against 1 for any other request.
 QUESTION_COST = 5
+#: Before every key Lantern's limits write to a shared storage.
+KEY_PREFIX = "lantern-limits"
+
+
+def shared_storage(url: str) -> Storage:
+    """The ``limits`` storage at ``url`` (``redis://host:6379/1``, ``memory://``)."""
+    options = {} if url.startswith("memory://") else {"key_prefix": KEY_PREFIX}
+    storage = storage_from_string(url, **options)
+    if not isinstance(storage, Storage):
+        raise ValueError(f"{url} is an asynchronous storage; Lantern's limits need a plain one")
+    return storage
 
 
 class RateLimiter:
