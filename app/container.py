@@ -394,7 +394,9 @@ class Container:
             self.blobs,
             max_attempts=i.max_attempts,
             lease_seconds=i.lease_seconds,
-            on_finished=lambda timings, ok: self.metrics.observe_job(timings, ok=ok),
+            on_finished=lambda timings, ok, pages: self.metrics.observe_job(
+                timings, ok=ok, pages=pages
+            ),
         )
 
     @cached_property

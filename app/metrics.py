@@ -93,6 +93,12 @@ class Metrics:
         self.jobs = Counter(
             "lantern_ingestion_jobs_total", "Finished ingestion jobs.", ["outcome"], registry=r
         )
+        self.pages = Counter(
+            "lantern_ingestion_pages_total",
+            "Pages of documents that became ready, as their parser counts them (a PDF's "
+            "pages; one for a Markdown or text file).",
+            registry=r,
+        )
         r.register(_QueueDepth(queue_depth))
 
     def observe_answer(
@@ -127,8 +133,11 @@ class Metrics:
         """A thumb (+1 up, -1 down) on an answer written by ``version``."""
         self.feedback.labels(version, "up" if rating > 0 else "down").inc()
 
-    def observe_job(self, timings: Mapping[str, float], *, ok: bool) -> None:
+    def observe_job(self, timings: Mapping[str, float], *, ok: bool, pages: int = 0) -> None:
+        """A job finished for good: ``ok`` with its document's ``pages`` ready, or failed."""
         self.jobs.labels("succeeded" if ok else "failed").inc()
+        if ok:
+            self.pages.inc(pages)
         for stage, seconds in timings.items():
             if stage in ("detect", "parse", "chunk", "embed", "index"):
                 self.stage.labels(stage).observe(seconds)

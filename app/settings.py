@@ -346,6 +346,13 @@ class ServerSettings(BaseModel):
         default_factory=list,
         description="Browser origins allowed to call the API from other sites (JSON list).",
     )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "`lantern serve` believes (comma-separated addresses or networks, `*`: any "
+        "connection): client addresses (log-in limits, audit) are then the ones the proxy "
+        "names. Empty: the connection's own address.",
+    )
     max_request_mb: int = Field(
         default=200, ge=1, description="Largest request body (an upload of many files), in MB."
     )

@@ -54,12 +54,27 @@ def _root(
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(
+    indexes: Annotated[
+        bool,
+        typer.Option(
+            "--indexes",
+            help="Also open the vector and lexical indexes, creating them where missing (a "
+            "one-shot step before several processes start over one Milvus server).",
+        ),
+    ] = False,
+) -> None:
     """Apply database migrations (idempotent)."""
     from app.db.migrate import current_revision
 
     with open_container() as c:
         console.print(f"database at revision [bold]{current_revision(c.engine)}[/]")
+        if indexes:
+            c.lexical  # noqa: B018 - opens the vector store beside it
+            console.print(
+                f"indexes ready: {c.settings.vector_store.kind} vectors, "
+                f"{c.settings.lexical_kind} lexical, embedding model {c.embedder.model_name}"
+            )
 
 
 @app.command()

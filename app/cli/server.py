@@ -6,6 +6,8 @@ from __future__ import annotations
 import getpass
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -42,7 +44,15 @@ def serve_container(c: Container | None, host: str | None, port: int | None) -> 
         f"Lantern API on [bold]http://{host}:{port}[/] "
         f"(OpenAPI docs: http://{host}:{port}/api/v1/docs); Ctrl+C stops it"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+    proxies = settings.server.forwarded_allow_ips
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
+    )
 
 
 def serve(
@@ -61,13 +71,24 @@ def worker(
         int | None,
         typer.Option(help="Jobs run at once (default LANTERN_JOBS__CELERY__CONCURRENCY)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics "
+            "(behind LANTERN_SERVER__METRICS_TOKEN where set); default: not served."
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="Address of the metrics endpoint (default LANTERN_SERVER__HOST)."),
+    ] = None,
 ) -> None:
     """Run an ingestion worker (LANTERN_JOBS__KIND=celery) until SIGTERM or Ctrl+C:
     it runs the jobs that the API processes queue."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with open_container() as c:
+    with open_container() as c, _metrics_endpoint(c, metrics_host, metrics_port):
         where = c.settings.data_dir.resolve()
         c.ingestion.work(
             concurrency,
@@ -76,6 +97,30 @@ def worker(
                 f"Lantern worker ready for {where}; Ctrl+C stops it after the running jobs"
             ),
         )
+
+
+@contextmanager
+def _metrics_endpoint(c: Container, host: str | None, port: int | None) -> Iterator[None]:
+    """The worker's /metrics while it runs, where a port is given."""
+    if port is None:
+        yield
+        return
+    from app.metrics_server import MetricsServer
+
+    host = host or c.settings.server.host
+    token = c.settings.server.metrics_token
+    try:
+        server = MetricsServer(
+            c.metrics, host=host, port=port, token=token.get_secret_value() if token else None
+        )
+    except OSError as e:
+        err_console.print(f"[red]cannot serve metrics on {host}:{port}: {e.strerror or e}[/]")
+        raise typer.Exit(2) from e
+    console.print(f"worker metrics on http://{host}:{server.port}/metrics")
+    try:
+        yield
+    finally:
+        server.close()
 
 
 @users_app.command("create-admin")

@@ -42,10 +42,10 @@ class SqlJobStore:
         *,
         max_attempts: int = 3,
         lease_seconds: int = 120,
-        on_finished: Callable[[dict[str, float], bool], None] | None = None,
+        on_finished: Callable[[dict[str, float], bool, int], None] | None = None,
     ) -> None:
         """``on_finished`` is called after a job finished for good, with its stage
-        timings and whether it succeeded (for metrics)."""
+        timings, whether it succeeded and its document's page count (for metrics)."""
         self.sessions = sessions
         self.blobs = blobs
         self.max_attempts = max_attempts
@@ -134,6 +134,7 @@ class SqlJobStore:
                 s.execute(insert(Chunk), rows[i : i + 1000])
 
     def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
+        pages = 0
         with self.sessions.begin() as s:
             self._hold(s, spec, whole_file=True)
             versions = s.scalars(_versions_of(spec)).all()
@@ -152,13 +153,14 @@ class SqlJobStore:
             else:
                 replaced = [o for o in versions if o.version < doc.version]
                 shas = {o.sha256 for o in replaced}
+                pages = doc.page_count
                 self._publish(s, doc, spec, timings)
                 _delete_documents(s, [o.id for o in replaced])
         self._gc_blobs(shas)
         if obsolete:
             raise JobCancelled(spec.job_id)
         if self.on_finished is not None:
-            self.on_finished(dict(timings), True)
+            self.on_finished(dict(timings), True, pages)
         return [o.id for o in replaced]
 
     def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> bool:
@@ -185,7 +187,7 @@ class SqlJobStore:
                 doc_values = {"status": DocumentStatus.FAILED, "error": error, "chunk_count": 0}
             s.execute(update(Document).where(Document.id == spec.document_id).values(**doc_values))
         if not retry and self.on_finished is not None:
-            self.on_finished({}, False)
+            self.on_finished({}, False, 0)
         return True
 
     def _hold(self, s: Session, spec: JobSpec, *, whole_file: bool) -> None:

@@ -64,10 +64,14 @@ CLI = [sys.executable, "-c", "from app.cli.main import main; main()"]
 
 
 @contextmanager
-def lantern_server(work: Path, admin: tuple[str, str]) -> Iterator[str]:
+def lantern_server(
+    work: Path, admin: tuple[str, str], settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """A ``lantern serve`` process on a fresh data dir in ``work``, with its first admin
-    made by ``lantern users create-admin``; yields its base URL."""
+    made by ``lantern users create-admin`` (and ``settings``, environment variables, on
+    top); yields its base URL."""
     env = {
+        **(settings or {}),
         "LANTERN_DATA_DIR": str(work / "data"),
         "LANTERN_SERVER__ADMIN_EMAIL": admin[0],
         "LANTERN_SERVER__ADMIN_PASSWORD": admin[1],

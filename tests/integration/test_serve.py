@@ -23,7 +23,9 @@ ADMIN = ("root@example.com", "a-long-admin-password")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with lantern_server(tmp_path_factory.mktemp("serve"), ADMIN) as url:
+    # As behind docker/compose.yaml's nginx: the proxy on this host names the client.
+    proxied = {"LANTERN_SERVER__FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    with lantern_server(tmp_path_factory.mktemp("serve"), ADMIN, proxied) as url:
         yield url
 
 
@@ -111,3 +113,13 @@ def test_health_ready_and_metrics_answer(server: str, member_key: str) -> None:
     assert httpx.get(f"{url}/ready").json()["status"] == "ready"
     metrics = httpx.get(f"{url}/metrics").text
     assert "lantern_answer_ttft_seconds_count" in metrics
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_the_one_it_names(server: str) -> None:
+    wrong = {"email": ADMIN[0], "password": "not-the-password"}
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    r = httpx.post(f"{server}/api/v1/auth/login", json=wrong, headers=forwarded, timeout=30)
+    assert r.status_code == 401
+    admin = _login(server, *ADMIN)
+    failed = admin.get("/api/v1/audit", params={"action": "login", "outcome": "denied"}).json()
+    assert [e["ip"] for e in failed] == ["203.0.113.7"]  # not the proxy's 127.0.0.1

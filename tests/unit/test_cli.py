@@ -132,6 +132,21 @@ def test_moving_from_faiss_to_milvus_is_one_reindex(
     assert (settings.data_dir / "index" / "milvus.db").exists()
 
 
+def test_db_upgrade_with_indexes_creates_them_before_any_server_starts(
+    cli: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("milvus_lite")
+    monkeypatch.setenv("LANTERN_VECTOR_STORE__KIND", "milvus")
+    milvus = settings.data_dir / "index" / "milvus.db"
+    r = cli("db", "upgrade")
+    assert r.exit_code == 0, r.output
+    assert not milvus.exists()  # migrations only
+    r = cli("db", "upgrade", "--indexes")
+    assert r.exit_code == 0, r.output
+    assert "indexes ready: milvus vectors, milvus lexical" in r.output
+    assert milvus.exists()
+
+
 def test_missing_path_is_a_clear_error(cli: Any, tmp_path: Path) -> None:
     r = cli("ingest", str(tmp_path / "nope"))
     assert r.exit_code == 2
