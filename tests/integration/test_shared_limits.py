@@ -1,5 +1,5 @@
 """Two API processes behind one address count one budget when their limits live in
-Redis (``LANTERN_SERVER__RATE_LIMIT_STORAGE``), as docker/compose.yaml runs them."""
+Redis (``LANTERN_SERVER__RATE_LIMIT_STORAGE_URL``), as docker/compose.yaml runs them."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def api_processes(tmp_path: Path, n: int = 2) -> list[Container]:
         server={  # type: ignore[arg-type]
             "rate_limit_per_minute": 3,
             "login_failures_per_account_address": 2,
-            "rate_limit_storage": REDIS_URL,
+            "rate_limit_storage_url": REDIS_URL,
         },
     )
     return [Container(settings) for _ in range(n)]

@@ -128,7 +128,7 @@ def test_every_lantern_variable_is_a_real_setting_and_they_let_processes_share_t
         assert s.database_url.split("@")[1].split("/")[0] in stack
         assert s.jobs.celery.broker_url.split("//")[1].split(":")[0] in stack
         # Both APIs count one budget per user, and one count of failed log-ins.
-        assert (s.server.rate_limit_storage or "").split("//")[1].split(":")[0] in stack
+        assert (s.server.rate_limit_storage_url or "").split("//")[1].split(":")[0] in stack
         assert s.milvus_uri.split("//")[1].split(":")[0] in stack
         assert str(s.data_dir) == "/data"
         assert any(v.startswith("lantern-data:/data") for v in service["volumes"])
