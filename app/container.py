@@ -10,9 +10,11 @@ seam tests use to put a fake in place of any part before anything is built from 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -22,10 +24,12 @@ from limits.storage import Storage
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.answer_cache.registry import create_store
 from app.db.engine import make_engine, make_session_factory
 from app.metrics import Metrics
 from app.services.access import AccessService
 from app.services.answer import Answer, AnswerOptions, AnswerService
+from app.services.answering.cache import AnswerCache
 from app.services.audit import AuditLog
 from app.services.auth import AuthService
 from app.services.chat import ChatService
@@ -286,7 +290,52 @@ class Container:
             on_answer=self._observe_answer,
             on_error=self._observe_answer_error,
             judge=self.answerability_judge,
+            cache=self.answer_cache,
         )
+
+    @cached_property
+    def answer_cache(self) -> AnswerCache | None:
+        """The answer cache (None: ``cache.enabled`` off): Redis at ``cache.url``, else
+        this process's memory."""
+        c = self.settings.cache
+        if not c.enabled:
+            return None
+        store = create_store(
+            c.url, max_entries=c.max_entries, key_prefix=c.key_prefix, timeout_s=c.timeout_s
+        )
+        return AnswerCache(
+            store,
+            self.sessions,
+            ttl_s=c.ttl_seconds,
+            config=self.answer_config(),
+            on_result=lambda result: self.metrics.answer_cache.labels(result).inc(),
+            loaded=self._loaded_generations,
+        )
+
+    def _loaded_generations(self, collection_ids: Collection[str] | None) -> dict[str, int]:
+        """Per collection, the newest index generation this replica has loaded (of the
+        vector and the lexical files); nothing where this process writes them, or a
+        server holds them, since they never lag the database there."""
+        out: dict[str, int] = {}
+        if not self.ingestion.replica:
+            return out
+        for index in (self.vectors, self.lexical):
+            versions = getattr(index, "versions", None)
+            if callable(versions):
+                for c, g in versions(collection_ids).items():
+                    out[c] = max(out.get(c, 0), g)
+        return out
+
+    def answer_config(self) -> str:
+        """A fingerprint of the settings that shape an answer: a process started with
+        other retrieval, model or answer settings shares no cached answer with this one."""
+        s = self.settings
+        shaping = {
+            n: getattr(s, n).model_dump(mode="json")
+            for n in ("answer", "llm", "retrieval", "reranker", "embedding")
+        }
+        blob = json.dumps(shaping, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @cached_property
     def answerability_judge(self) -> AnswerabilityJudge | None:
@@ -425,7 +474,8 @@ class Container:
             version=version_label(version),
             finish_reason=a.finish_reason,
         )
-        if version is not None:
+        # A cached answer is no evidence about the model: not counted for its rollback.
+        if version is not None and a.provenance.get("cache") != "hit":
             self.model_router.record(version, failed=a.incomplete)
 
     def _observe_answer_error(self, version: str | None, error: LLMError) -> None:
@@ -600,6 +650,8 @@ class Container:
             close = getattr(self.chat_model, "close", None)
             if callable(close):
                 close()
+        if self._built("answer_cache") and self.answer_cache is not None:
+            self.answer_cache.close()
         if self._built("engine"):
             self.engine.dispose()
 

@@ -70,6 +70,16 @@ class Metrics:
             ["version", "kind"],
             registry=r,
         )
+        self.answer_cache = Counter(
+            "lantern_answer_cache_total",
+            "Answer cache lookups by result: hit (served from the cache), miss (answered "
+            "afresh; Redis down counts here too), skip (answered afresh but not stored: it "
+            "did not end normally).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("hit", "miss", "skip"):  # each series exists from the start
+            self.answer_cache.labels(result)
         self.feedback = Counter(
             "lantern_feedback_total",
             "Thumbs on answers, by the model version that wrote the answer and rating "

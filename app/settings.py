@@ -329,6 +329,45 @@ class ModelsSettings(BaseModel):
     )
 
 
+class CacheSettings(BaseModel):
+    """The answer cache. On by default: its key holds the collections searched and their
+    index generations, read from the database on every question, so even a cache in one
+    process's memory never serves an answer over documents that changed since, or to
+    anyone who may not read every collection it came from."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Serve an answer again to the same question over unchanged "
+        "collections, for callers who search the same collections with the same model.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="Redis shared by every `lantern serve` (redis://host:6379/0; needs "
+        "`pip install 'lantern[redis]'`); unset: each process keeps its own in memory.",
+    )
+    ttl_seconds: int = Field(
+        default=86400, ge=1, description="How long a cached answer is served, in seconds."
+    )
+    max_entries: int = Field(
+        default=2000, ge=1, description="Answers kept in memory (least recently used go first)."
+    )
+    key_prefix: str = Field(
+        default="lantern:answer:", description="Prefix of the answer cache's keys in Redis."
+    )
+    timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="How long a question waits for Redis before answering without it.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("cache.url must be a redis://, rediss:// or unix:// URL")
+        return url or None
+
+
 DEFAULT_ADMIN_PASSWORD = "lantern-demo-admin"  # the demo admin; refused outside dev
 
 
@@ -429,6 +468,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     lexical: LexicalSettings = Field(default_factory=LexicalSettings)
     milvus: MilvusSettings = Field(default_factory=MilvusSettings)

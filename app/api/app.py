@@ -64,6 +64,8 @@ def create_app(
         if c.settings.env == "prod" and c.settings.server.metrics_token is None:
             log.warning("/metrics answers anyone: set LANTERN_SERVER__METRICS_TOKEN")
         c.migrate()
+        # Built now: a Redis URL without the redis client fails the start, not a question.
+        _ = c.answer_cache
         c.ingestion.start(serving=True)
         app.state.container = c
         try:

@@ -55,6 +55,10 @@ class Collection(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Bumped, in the same transaction, whenever what retrieval can return from this
+    #: collection changes (a document ready, replaced or deleted; a reindex): the answer
+    #: cache keys on it, so every process sees an entry go stale at the same commit.
+    index_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     documents: Mapped[list[Document]] = relationship(
         back_populates="collection", cascade="all, delete-orphan", passive_deletes=True

@@ -17,10 +17,16 @@ language is detected once, at the start, and every step that needs it is told.
 The model is the caller's choice (``ModelChoice``: a fine-tuned version picked by the
 model router, or the base model) or, by default, the configured one; the provenance
 names the version (``model_version``, None for the base model).
+
+With an answer cache (``app.services.answering.cache``), a question already answered
+whole for the same sources, conversation and model is served from it before any step
+runs: its text streams as deltas, and the answer is the stored one with
+``provenance["cache"] == "hit"``; every other answer says ``"miss"``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import storable
 from app.db.repositories.chunks import ChunkRepository
+from app.services.answering.cache import AnswerCache, answer_fields
 from app.services.answering.condense import is_follow_up, standalone_query
 from app.services.answering.sources import pack_sources
 from app.services.answering.turn import Turn
@@ -126,11 +133,13 @@ class AnswerService:
         on_answer: Callable[[Answer], None] | None = None,
         on_error: Callable[[str | None, LLMError], None] | None = None,
         judge: AnswerabilityJudge | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
-        """``on_answer`` is called with every finished answer, ``on_error`` with the
-        version (None: the base model) and the error of every answer the model failed
-        before it wrote anything (for metrics and the candidates' error rates).
-        ``judge``: the answerability check (None: none)."""
+        """``on_answer`` is called with every finished answer (served from the cache
+        too), ``on_error`` with the version (None: the base model) and the error of
+        every answer the model failed before it wrote anything (for metrics and the
+        candidates' error rates). ``judge``: the answerability check (None: none);
+        ``cache``: the answer cache (None: none)."""
         self.chunks = ChunkRepository(sessions)
         self.search = search
         self._chat_model = chat_model
@@ -138,6 +147,7 @@ class AnswerService:
         self.on_answer = on_answer
         self.on_error = on_error
         self.judge = judge
+        self.cache = cache
 
     def ask(
         self,
@@ -146,8 +156,11 @@ class AnswerService:
         collection_ids: Collection[str] | None = None,
         history: Sequence[ChatMessage] = (),
         model: ModelChoice | None = None,
+        cache: bool = True,
     ) -> Answer:
-        events = self.stream(question, collection_ids=collection_ids, history=history, model=model)
+        events = self.stream(
+            question, collection_ids=collection_ids, history=history, model=model, cache=cache
+        )
         for event in events:
             if event.answer is not None:
                 return event.answer
@@ -160,8 +173,10 @@ class AnswerService:
         collection_ids: Collection[str] | None = None,
         history: Sequence[ChatMessage] = (),
         model: ModelChoice | None = None,
+        cache: bool = True,
     ) -> Iterator[AnswerEvent]:
-        """Deltas, then the Answer. ``model``: who answers (None: the configured model)."""
+        """Deltas, then the Answer. ``model``: who answers (None: the configured model);
+        ``cache`` False: neither read nor fill the answer cache (evaluations)."""
         # Not stored, but the tokenizer and the model cannot take a lone surrogate
         # either: the same refusal as for stored text.
         storable.check(question=question, history=[m.content for m in history])
@@ -173,6 +188,15 @@ class AnswerService:
             started=started,
         )
         choice = model or ModelChoice(None, self._chat_model())
+        key = None
+        if cache and self.cache is not None:
+            key = self.cache.key(
+                question, history=turn.history, collection_ids=collection_ids, model=choice
+            )
+            entry = self.cache.get(key)
+            if entry is not None:
+                yield from self.replay(turn, entry)
+                return
         try:
             turn = self.condense(turn, model=choice.model)
             turn = self.retrieve(turn, collection_ids=collection_ids)
@@ -191,7 +215,28 @@ class AnswerService:
             if self.on_error is not None:
                 self.on_error(choice.version, e)
             raise
-        yield AnswerEvent(answer=self.record(turn, model=choice))
+        answer = self.record(turn, model=choice, cached=None if key is None else "miss")
+        if key is not None and self.cache is not None:
+            self.cache.put(key, answer)
+        yield AnswerEvent(answer=answer)
+
+    def replay(self, turn: Turn, entry: Mapping[str, Any]) -> Iterator[AnswerEvent]:
+        """A cached answer as a fresh one streams: its text in word-sized deltas, then
+        the answer (also handed to ``on_answer``)."""
+        fields = answer_fields(entry)
+        lookup_s = time.perf_counter() - turn.started
+        for piece in _WORDS.findall(fields["text"]):
+            yield AnswerEvent(delta=piece)
+        answer = Answer(
+            question=turn.question,
+            # Without history the question is searched as asked.
+            standalone_question=entry["standalone_question"] if turn.history else turn.question,
+            **fields,
+            timings={"cache_s": round(lookup_s, 4), **_total(turn)},
+        )
+        if self.on_answer is not None:
+            self.on_answer(answer)
+        yield AnswerEvent(answer=answer)
 
     # -- the steps, in order ---------------------------------------------------------
 
@@ -298,8 +343,9 @@ class AnswerService:
         verdict = self.judge.judge(turn.standalone, sources, language=turn.language)
         return replace(turn, cited_verdict=verdict, timings=turn.timed("judge_cited_s", t))
 
-    def record(self, turn: Turn, *, model: ModelChoice) -> Answer:
-        """The answer with its provenance and timings, also handed to ``on_answer``."""
+    def record(self, turn: Turn, *, model: ModelChoice, cached: str | None = None) -> Answer:
+        """The answer with its provenance and timings, also handed to ``on_answer``
+        (``cached``: what the cache said, for the provenance; None: not asked)."""
         timings = turn.timed("total_s", turn.started)
         answer = Answer(
             question=turn.question,
@@ -311,7 +357,8 @@ class AnswerService:
             dropped_markers=turn.reply.dropped_markers,
             unsupported=turn.reply.unsupported,
             finish_reason=turn.finish,
-            provenance=self.provenance(turn, model=model),
+            provenance=self.provenance(turn, model=model)
+            | ({} if cached is None else {"cache": cached}),
             timings={k: round(v, 4) for k, v in timings.items()},
             caution=_caution(turn.cited_verdict),
         )
@@ -343,6 +390,14 @@ class AnswerService:
                 else _verdict_fields(turn.cited_verdict),
             },
         }
+
+
+#: A word with the spaces after it: how a cached answer is replayed.
+_WORDS = re.compile(r"\s*\S+\s*")
+
+
+def _total(turn: Turn) -> dict[str, float]:
+    return {"total_s": round(time.perf_counter() - turn.started, 4)}
 
 
 def _verdict_fields(verdict: Verdict) -> dict[str, Any]:

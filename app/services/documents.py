@@ -20,6 +20,7 @@ from app.db.models import (
     JobStatus,
     utcnow,
 )
+from app.db.repositories import generations
 from app.errors import Conflict, NotFound
 from ingestion.blobstore import BlobStore, sha256_of
 from ingestion.errors import file_too_large
@@ -276,6 +277,7 @@ class DocumentService:
             if doc is None:
                 raise NotFound(f"no document {document_id}")
             sha = doc.sha256
+            generations.bump(s, [doc.collection_id])  # cached answers may cite it
             # By statement, with a row count: a concurrent delete (or a newer version
             # published meanwhile) may have taken the row since it was read.
             res = s.execute(delete(Document).where(Document.id == document_id))

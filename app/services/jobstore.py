@@ -22,6 +22,7 @@ from app.db.models import (
     Page,
     utcnow,
 )
+from app.db.repositories import generations
 from ingestion.blobstore import BlobStore
 from ingestion.chunking import ChunkDraft
 from ingestion.jobs import JobCancelled, JobSpec
@@ -136,6 +137,10 @@ class SqlJobStore:
     def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
         pages = 0
         with self.sessions.begin() as s:
+            # What the collection can answer changes at this commit. The collection row
+            # is locked first, as a document or collection delete takes it, so writers
+            # queue in one order: collection, documents, job.
+            generations.bump(s, [spec.collection_id])
             self._hold(s, spec, whole_file=True)
             versions = s.scalars(_versions_of(spec)).all()
             doc = next((d for d in versions if d.id == spec.document_id), None)

@@ -166,7 +166,7 @@ def evaluate_qa(
     results = []
     for i, item in enumerate(items, 1):
         t = time.perf_counter()
-        answer = answers.ask(item.question, collection_ids=collection_ids)
+        answer = answers.ask(item.question, collection_ids=collection_ids, cache=False)
         results.append(score(item, answer, time.perf_counter() - t, doc_names))
         if progress:
             progress(i, len(items))

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Chunk, Document, DocumentStatus
+from app.db.repositories import generations
 from ingestion.chunking import ChunkDraft
 from retrieval.embedders.base import Embedder
 from retrieval.lexical.base import LexicalIndex, LexicalRecord
@@ -98,6 +99,8 @@ def rebuild_index(
     finally:
         for index, _, _ in reversed(swaps):  # the lexical index may live in the store's
             index.close()
+    with sessions.begin() as s:
+        generations.bump_all(s)  # answers cached from the old index are stale now
     log.info("reindexed %d chunks with %s", done, embedder.model_name)
     return done
 

@@ -123,6 +123,42 @@ def test_the_answer_streams_tokens_then_citations_then_done(hr: str, member: Tes
     assert stored[1]["content"] == text
 
 
+def test_the_same_question_in_another_chat_comes_from_the_cache_like_any_answer(
+    hr: str, member: TestClient, admin: TestClient
+) -> None:
+    chat = member.post("/api/v1/chats", json={}).json()
+    first = member.post(f"/api/v1/chats/{chat['id']}/messages", json={"question": QUESTION})
+    first_message = first.json()["message"]
+    assert first_message["meta"]["provenance"]["cache"] == "miss"
+
+    chat = member.post("/api/v1/chats", json={}).json()
+    asked = "how many vacation days do NEW employees get"
+    r = member.post(
+        f"/api/v1/chats/{chat['id']}/messages", json={"question": asked, "stream": True}
+    )
+    events = sse_events(r.text)
+    kinds = [e for e, _ in events]
+    # Streamed as tokens, then the same verified citations.
+    assert kinds[-2:] == ["citations", "done"]
+    assert set(kinds[:-2]) == {"token"}
+    assert len(kinds) > 3
+    text = "".join(json.loads(d)["text"] for e, d in events if e == "token")
+    assert text == first_message["content"]
+    assert json.loads(events[-2][1]) == first_message["citations"]
+    stored = member.get(f"/api/v1/chats/{chat['id']}/messages").json()
+    assert [(m["role"], m["content"]) for m in stored] == [("user", asked), ("assistant", text)]
+    assert stored[1]["meta"]["provenance"]["cache"] == "hit"
+    assert (
+        stored[1]["meta"]["provenance"]["retrieved"]
+        == first_message["meta"]["provenance"]["retrieved"]
+    )
+    vote = member.post(f"/api/v1/messages/{stored[1]['id']}/feedback", json={"rating": 1})
+    assert vote.status_code == 200
+    metrics = admin.get("/metrics").text
+    assert 'lantern_answer_cache_total{result="hit"} 1.0' in metrics
+    assert 'lantern_answer_cache_total{result="miss"} 1.0' in metrics
+
+
 def test_feedback_on_an_answer(hr: str, member: TestClient, admin: TestClient) -> None:
     chat = member.post("/api/v1/chats", json={}).json()
     msg = member.post(f"/api/v1/chats/{chat['id']}/messages", json={"question": QUESTION}).json()

@@ -3,7 +3,7 @@
 The secret is in a document of a collection granted to no group of the outsider's.
 Every path an answer or its traces take is checked for it: search, answers (JSON
 and streamed), citations, chat history, error messages, the server log and the
-audit log.
+audit log, and the answer cache (the admin asks the very same questions first).
 """
 
 from __future__ import annotations
@@ -63,8 +63,34 @@ def test_the_secret_never_reaches_a_member_without_access(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # The admin asks every question first, each opening a chat and over the OpenAI
+    # endpoint, so that its answer, secret and all, is in the answer cache: the very same
+    # question from anyone who cannot read "Board" must not be served from it.
+    admin_tool = TestClient(
+        app,
+        headers={
+            "Authorization": "Bearer "
+            + admin.post("/api/v1/api-keys", json={"name": "admin tool"}).json()["key"]
+        },
+    )
+    cached = []
+    for q in QUESTIONS:
+        chat = admin.post("/api/v1/chats", json={}).json()
+        cached.append(admin.post(f"/api/v1/chats/{chat['id']}/messages", json={"question": q}).text)
+        body = {"model": "lantern", "messages": [{"role": "user", "content": q}]}
+        cached.append(admin_tool.post("/v1/chat/completions", json=body).text)
+    assert any(SECRET in a for a in cached)
     seen: list[str] = []
     for client in (member, outsider):
+        for q in QUESTIONS:  # each opening a chat, as the admin asked them
+            for stream in (False, True):
+                fresh = client.post("/api/v1/chats", json={}).json()
+                r = client.post(
+                    f"/api/v1/chats/{fresh['id']}/messages",
+                    json={"question": q, "stream": stream},
+                )
+                assert r.status_code == 200
+                seen.append(r.text)
         # The collection does not exist for them.
         assert restricted not in str(client.get("/api/v1/collections").json())
         for path in (

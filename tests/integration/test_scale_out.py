@@ -112,6 +112,9 @@ def topology(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Topolo
     env = dict(
         SETTINGS,
         **broker.env(),
+        # The answer cache both APIs share, on the broker's Redis under its own prefix.
+        LANTERN_CACHE__URL=broker.url,
+        LANTERN_CACHE__KEY_PREFIX=f"{broker.key_prefix}cache:",
         LANTERN_DATABASE__URL=url,
         LANTERN_DATA_DIR=str(tmp_path / "data"),
         LANTERN_SERVER__UI="false",
@@ -204,6 +207,16 @@ def test_two_workers_and_two_api_processes_survive_a_killed_worker(topology: Top
     assert "director" in message["content"].lower()
     travel = done["travel.md"]["id"]
     assert any(c["document_id"] == travel for c in message["citations"])
+    assert message["meta"]["provenance"]["cache"] == "miss"
+    # The same question through the other process: answered from the shared cache.
+    other = a.post("/api/v1/chats", json={"title": "again"}).json()["id"]
+    again = a.post(
+        f"/api/v1/chats/{other}/messages",
+        json={"question": "who must approve train tickets above 300 euros", "stream": False},
+    ).json()["message"]
+    assert again["meta"]["provenance"]["cache"] == "hit"
+    assert again["content"] == message["content"]
+    assert again["citations"] == message["citations"]
 
     # A clean run of the killed document: the same chunks, no duplicates.
     clean = a.post("/api/v1/collections", json={"name": "Clean"}).json()["id"]
