@@ -101,7 +101,7 @@ def test_lantern_ingest_says_so_when_no_worker_takes_its_jobs(
     brokers = redis_broker()
     broker = next(brokers)
     out = io.StringIO()
-    monkeypatch.setattr(console, "file", out)
+    monkeypatch.setattr(console, "_file", out)  # not .file: its getter falls back to sys.stdout
     monkeypatch.setattr(ingest, "IDLE_HINT_S", 0.3)
     celery = {"kind": "celery", "celery": {"broker_url": broker.url, "queue": broker.queue}}
     c = container(tmp_path, jobs=celery)
