@@ -17,9 +17,11 @@ asks its questions at the same moment over SSE, ``--rounds`` times, each client 
 the next process in turn (as a round-robin load balancer would send them). Prints
 time to first token and time to the full answer (p50/p95/p99/max), answers per
 second and the errors, and, from the processes' /metrics, the answer cache's hits
-and misses during the run. ``--repeat`` asks every client the same questions (a
-repeated-question run, for the cache's hit rate); otherwise each client's questions
-are its own (the question and a client number), so the cache cannot answer them.
+and misses during the run. ``--repeat`` asks every client the same questions, each in
+a new chat (a repeated-question run, for the cache's hit rate: the first round's
+questions all arrive at once, so they all miss; later rounds can hit); otherwise each
+client's questions are its own (the question and a client number), asked in one chat
+per client, so the cache cannot answer them.
 ``--serve-env K=V`` passes settings to spawned processes. The keys are revoked at
 the end.
 """
@@ -66,7 +68,10 @@ class Result:
     errors: list[str] = field(default_factory=list)
 
 
-async def ask(client: httpx.AsyncClient, chat_id: str, question: str, out: Result) -> None:
+async def ask(client: httpx.AsyncClient, chat_id: str | None, question: str, out: Result) -> None:
+    """Ask in the chat ``chat_id``, or (None) in a new one, as someone asking it first."""
+    if chat_id is None:
+        chat_id = (await client.post("/api/v1/chats", json={})).json()["id"]
     start = time.perf_counter()
     first: float | None = None
     events: list[str] = []
@@ -124,10 +129,12 @@ async def run_load(args: argparse.Namespace, urls: list[str]) -> dict[str, objec
             "/api/v1/auth/login", json={"email": args.email, "password": args.password}
         )
         r.raise_for_status()
-        keys = [
-            (await admin.post("/api/v1/api-keys", json={"name": f"load-{i}"})).json()
-            for i in range(args.n)
-        ]
+        keys = []
+        for i in range(args.n):
+            made = await admin.post("/api/v1/api-keys", json={"name": f"load-{i}"})
+            if made.status_code != 201:  # e.g. 429: the admin's own budget
+                raise SystemExit(f"could not create API key {i}: {made.status_code} {made.text}")
+            keys.append(made.json())
         clients = [
             httpx.AsyncClient(
                 base_url=urls[i % len(urls)],  # keys and chats are in the shared database
@@ -150,7 +157,7 @@ async def run_load(args: argparse.Namespace, urls: list[str]) -> dict[str, objec
 
                 await asyncio.gather(
                     *(
-                        ask(c, chat, question(i), result)
+                        ask(c, None if args.repeat else chat, question(i), result)
                         for i, (c, chat) in enumerate(zip(clients, chats, strict=True))
                     )
                 )
