@@ -83,15 +83,7 @@ class SqlJobStore:
 
     def heartbeat(self, spec: JobSpec) -> None:
         with self.sessions.begin() as s:
-            s.execute(
-                update(IngestionJob)
-                .where(
-                    IngestionJob.id == spec.job_id,
-                    IngestionJob.status == JobStatus.RUNNING,
-                    IngestionJob.attempts == spec.attempt,
-                )
-                .values(heartbeat_at=utcnow())
-            )
+            _renew(s, spec)
 
     def save_pages(self, spec: JobSpec, *, mime: str, parsed: ParsedDocument) -> None:
         with self.sessions.begin() as s:
@@ -213,16 +205,7 @@ class SqlJobStore:
         else:
             docs = docs.where(Document.id == spec.document_id)
         s.execute(docs).all()
-        res = s.execute(
-            update(IngestionJob)
-            .where(
-                IngestionJob.id == spec.job_id,
-                IngestionJob.status == JobStatus.RUNNING,
-                IngestionJob.attempts == spec.attempt,
-            )
-            .values(heartbeat_at=utcnow())
-        )
-        if res.rowcount != 1:  # type: ignore[attr-defined]
+        if not _renew(s, spec):
             raise JobCancelled(spec.job_id)
 
     def _publish(self, s: Session, doc: Document, spec: JobSpec, timings: dict[str, float]) -> None:
@@ -357,6 +340,20 @@ def _versions_of(spec: JobSpec) -> Select[Document]:
         .where(Document.collection_id == spec.collection_id, Document.name == spec.filename)
         .order_by(Document.version)
     )
+
+
+def _renew(s: Session, spec: JobSpec) -> bool:
+    """Renew the lease of ``spec``'s attempt; False when that attempt no longer runs."""
+    res = s.execute(
+        update(IngestionJob)
+        .where(
+            IngestionJob.id == spec.job_id,
+            IngestionJob.status == JobStatus.RUNNING,
+            IngestionJob.attempts == spec.attempt,
+        )
+        .values(heartbeat_at=utcnow())
+    )
+    return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _delete_documents(s: Session, ids: list[str]) -> None:

@@ -4,18 +4,16 @@ whichever process answers, and still enforced while Redis is down."""
 from __future__ import annotations
 
 import logging
-import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from limits.storage import Storage
 
 from app.errors import LanternError, TooManyRequests
 from app.services.auth import Principal
 from app.services.ratelimit import LoginThrottle, RateLimiter, limit_storage
-from tests.contract.brokers import _unavailable
+from tests.contract.brokers import redis_broker
 
-REDIS_URL = os.environ.get("LANTERN_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 DOWN_URL = "redis://127.0.0.1:1/0"  # nothing listens there
 
 
@@ -26,25 +24,17 @@ def who(user: str = "u1") -> Principal:
 
 
 @pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    redis = pytest.importorskip("redis", reason="needs the redis client (lantern[redis])")
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as e:
-        _unavailable("Redis", REDIS_URL, e)
-    prefix = f"lantern-test-limits-{uuid.uuid4().hex[:12]}"
-    try:
-        yield prefix
-    finally:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+def shared() -> Iterator[Callable[[], Storage]]:
+    """Opens the limits' Redis storage as one more API process would: this test's own
+    key prefix on the local Redis, its keys removed afterwards."""
+    brokers = redis_broker()
+    broker = next(brokers)
+    yield lambda: limit_storage(broker.url, key_prefix=f"{broker.key_prefix}limits")
+    next(brokers, None)  # removes the keys
 
 
-def test_two_api_processes_spend_one_budget(redis_prefix: str) -> None:
-    a, b = (RateLimiter(3, limit_storage(REDIS_URL, key_prefix=redis_prefix)) for _ in range(2))
+def test_two_api_processes_spend_one_budget(shared: Callable[[], Storage]) -> None:
+    a, b = (RateLimiter(3, shared()) for _ in range(2))
     a.hit(who())
     b.hit(who())
     a.hit(who())
@@ -53,7 +43,9 @@ def test_two_api_processes_spend_one_budget(redis_prefix: str) -> None:
     b.hit(who("u2"))  # another user's budget is their own
 
 
-def test_failed_log_ins_on_one_process_lock_the_account_on_the_other(redis_prefix: str) -> None:
+def test_failed_log_ins_on_one_process_lock_the_account_on_the_other(
+    shared: Callable[[], Storage],
+) -> None:
     def throttle() -> LoginThrottle:
         return LoginThrottle(
             per_account=0,
@@ -61,7 +53,7 @@ def test_failed_log_ins_on_one_process_lock_the_account_on_the_other(redis_prefi
             per_address=2,
             window_minutes=15,
             known_address=lambda email, ip: False,
-            storage=limit_storage(REDIS_URL, key_prefix=redis_prefix),
+            storage=shared(),
         )
 
     a, b = throttle(), throttle()
