@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -100,6 +101,10 @@ class Document(Base):
     timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     uploader: Mapped[str | None] = mapped_column(String(200), default=None)
     replaces_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    #: The e-mail this document was attached to; deleting the mail deletes it.
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), default=None, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -119,6 +124,8 @@ class Page(Base):
     )
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
+    #: The text was read by OCR from an image of the page (a scan, a picture).
+    ocr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Chunk(Base):
@@ -139,6 +146,8 @@ class Chunk(Base):
     char_end: Mapped[int] = mapped_column(Integer)
     token_count: Mapped[int] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    #: Cut from a page whose text was read by OCR (``Page.ocr``).
+    ocr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class JobStatus:
