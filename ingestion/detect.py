@@ -1,7 +1,10 @@
 """Decide what an upload really is, from its content first and its name second.
 
 A PDF named ``.docx`` is a PDF; a PNG named ``.md`` is refused as an image;
-an Excel workbook or a legacy OLE2 ``.doc`` gets a message saying what to do.
+a legacy OLE2 ``.doc`` gets a message saying what to do. Zip-based formats are
+told apart by their parts: OOXML by ``word/``, ``ppt/`` or ``xl/`` workbook parts,
+OpenDocument and EPUB by their ``mimetype`` entry. CSV/TSV are text with a
+``.csv``/``.tsv`` name: nothing in the bytes says "table".
 """
 
 from __future__ import annotations
@@ -18,22 +21,71 @@ from ingestion.parsers._decode import bom_encoding
 PDF_MIME = "application/pdf"
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSM_MIME = "application/vnd.ms-excel.sheet.macroEnabled.12"
+XLSB_MIME = "application/vnd.ms-excel.sheet.binary.macroEnabled.12"
+#: Legacy Excel (OLE2); the OLE2 branch routes workbooks here.
+XLS_MIME = "application/vnd.ms-excel"
+ODS_MIME = "application/vnd.oasis.opendocument.spreadsheet"
+ODT_MIME = "application/vnd.oasis.opendocument.text"
+ODP_MIME = "application/vnd.oasis.opendocument.presentation"
+EPUB_MIME = "application/epub+zip"
+RTF_MIME = "application/rtf"
 HTML_MIME = "text/html"
 MARKDOWN_MIME = "text/markdown"
+CSV_MIME = "text/csv"
+TSV_MIME = "text/tab-separated-values"
 TEXT_MIME = "text/plain"
 
 EXTENSIONS: dict[str, str] = {
     PDF_MIME: ".pdf",
     DOCX_MIME: ".docx",
     PPTX_MIME: ".pptx",
+    XLSX_MIME: ".xlsx",
+    XLSM_MIME: ".xlsm",
+    XLSB_MIME: ".xlsb",
+    XLS_MIME: ".xls",
+    ODS_MIME: ".ods",
+    ODT_MIME: ".odt",
+    ODP_MIME: ".odp",
+    EPUB_MIME: ".epub",
+    RTF_MIME: ".rtf",
     HTML_MIME: ".html",
     MARKDOWN_MIME: ".md",
+    CSV_MIME: ".csv",
+    TSV_MIME: ".tsv",
     TEXT_MIME: ".txt",
+}
+
+# The ``mimetype`` entry of OpenDocument and EPUB zips; templates parse like documents.
+_ZIP_MIMETYPES: dict[str, str] = {
+    ODT_MIME: ODT_MIME,
+    ODT_MIME + "-template": ODT_MIME,
+    ODP_MIME: ODP_MIME,
+    ODP_MIME + "-template": ODP_MIME,
+    ODS_MIME: ODS_MIME,
+    ODS_MIME + "-template": ODS_MIME,
+    EPUB_MIME: EPUB_MIME,
+}
+# A damaged zip of these types goes to its parser, which names the type in its error.
+_ZIP_EXTENSIONS: dict[str, str] = {
+    ".docx": DOCX_MIME,
+    ".pptx": PPTX_MIME,
+    ".xlsx": XLSX_MIME,
+    ".xlsm": XLSM_MIME,
+    ".xlsb": XLSB_MIME,
+    ".ods": ODS_MIME,
+    ".odt": ODT_MIME,
+    ".odp": ODP_MIME,
+    ".epub": EPUB_MIME,
 }
 
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdown"})
 HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
-_TEXT_EXTENSIONS = MARKDOWN_EXTENSIONS | HTML_EXTENSIONS | {".txt", ".text", ".csv", ".log"}
+_DELIMITED_EXTENSIONS: dict[str, str] = {".csv": CSV_MIME, ".tsv": TSV_MIME, ".tab": TSV_MIME}
+_TEXT_EXTENSIONS = (
+    MARKDOWN_EXTENSIONS | HTML_EXTENSIONS | _DELIMITED_EXTENSIONS.keys() | {".txt", ".text", ".log"}
+)
 
 _SNIFF_BYTES = 8192
 _MAX_CONTROL_RATIO = 0.05
@@ -99,9 +151,7 @@ def detect_type(data: bytes, filename: str) -> DetectedType:
             f"{filename}: legacy .doc/.ppt/.xls (OLE2) files are not supported; save as .docx/.pptx"
         )
     if data.lstrip()[:5] == b"{\\rtf":
-        raise UnsupportedFormat(
-            f"{filename} is an RTF document, which is not supported; save as .docx"
-        )
+        return _found(RTF_MIME)
     if not _looks_like_text(data[:_SNIFF_BYTES]):
         # Name the format when a magic number says what it is; ASCII-ish magics
         # ("MZ", "ID3") only count on binary content.
@@ -133,29 +183,52 @@ def _is_pdf(data: bytes) -> bool:
 
 def _zip_kind(data: bytes, filename: str, suffix: str) -> str:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = archive.namelist()
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = archive.namelist()
     except (zipfile.BadZipFile, EOFError, ValueError) as e:
-        # A damaged DOCX/PPTX: let its parser report it as a corrupt file of that type.
-        if suffix == ".docx":
-            return DOCX_MIME
-        if suffix == ".pptx":
-            return PPTX_MIME
+        # A damaged DOCX/XLSX/EPUB...: its parser reports it as a corrupt file of that type.
+        if suffix in _ZIP_EXTENSIONS:
+            return _ZIP_EXTENSIONS[suffix]
         raise ParseError(f"{filename} looks like a zip archive but it is damaged: {e}") from e
+    with archive:
+        return _zip_member_kind(archive, set(names), filename, suffix)
+
+
+def _zip_member_kind(archive: zipfile.ZipFile, names: set[str], filename: str, suffix: str) -> str:
     if "word/document.xml" in names:
         return DOCX_MIME
     if "ppt/presentation.xml" in names:
         return PPTX_MIME
-    if any(name.startswith("xl/") for name in names):
-        raise UnsupportedFormat("Excel workbooks are not supported yet")
-    if "mimetype" in names and any(n.startswith("META-INF/") for n in names):
-        raise UnsupportedFormat(
-            f"{filename} is an OpenDocument or EPUB file, which is not supported; "
-            "save it as .docx or .pdf"
-        )
+    if "xl/workbook.bin" in names:
+        return XLSB_MIME
+    if "xl/workbook.xml" in names:
+        return XLSM_MIME if suffix == ".xlsm" or _macro_enabled(archive) else XLSX_MIME
+    if "mimetype" in names:
+        declared = _read_small(archive, "mimetype").decode("ascii", "replace").strip()
+        if declared in _ZIP_MIMETYPES:
+            return _ZIP_MIMETYPES[declared]
+        if declared.startswith("application/vnd.oasis.opendocument."):
+            kind = declared.rsplit(".", 1)[-1]
+            raise UnsupportedFormat(
+                f"{filename} is an OpenDocument {kind} file; Lantern reads OpenDocument "
+                "text, presentations and spreadsheets (.odt, .odp, .ods)"
+            )
     raise UnsupportedFormat(
         f"{filename} is a zip archive, not a document; upload the files inside it instead"
     )
+
+
+def _read_small(archive: zipfile.ZipFile, name: str, limit: int = 64 * 1024) -> bytes:
+    """At most ``limit`` bytes of one member (never inflating a bomb); empty if unreadable."""
+    try:
+        with archive.open(name) as member:
+            return member.read(limit)
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, RuntimeError):
+        return b""
+
+
+def _macro_enabled(archive: zipfile.ZipFile) -> bool:
+    return b"sheet.macroEnabled.main+xml" in _read_small(archive, "[Content_Types].xml")
 
 
 def _looks_like_text(sample: bytes) -> bool:
@@ -182,4 +255,6 @@ def _text_kind(data: bytes, suffix: str) -> str:
         return HTML_MIME
     if suffix in MARKDOWN_EXTENSIONS:
         return MARKDOWN_MIME
+    if suffix in _DELIMITED_EXTENSIONS:
+        return _DELIMITED_EXTENSIONS[suffix]
     return TEXT_MIME

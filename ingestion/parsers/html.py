@@ -57,19 +57,36 @@ class HtmlParser:
         tree = LexborHTMLParser(text)
         title_node = tree.css_first("title")
         title = title_node.text(deep=True) if title_node is not None else None
-        _drop_chrome(tree)
         builder = DocumentBuilder()
-        body = tree.body
-        if body is not None:
-            _Walker(builder).container(body)
+        add_html_body(builder, tree)
         if not builder.has_text:
             raise EmptyDocument(f"{filename}: the HTML page has no visible text")
         return builder.build(mime=HTML_MIME, paginated=False, title=title)
 
 
-def _drop_chrome(tree: LexborHTMLParser) -> None:
+def add_html_body(
+    builder: DocumentBuilder,
+    tree: LexborHTMLParser,
+    trail: HeadingTrail | None = None,
+    *,
+    site_chrome: bool = True,
+) -> None:
+    """Append the blocks of ``tree``'s body to the builder's current page.
+
+    ``trail`` carries headings across calls (EPUB chapters share one trail).
+    ``site_chrome`` drops ``header``/``footer`` outside an article (web pages); an
+    EPUB chapter's ``<header>`` holds its heading, so EPUB keeps them. Scripts,
+    styles and navigation are always dropped. ``tree`` is modified.
+    """
+    _drop_chrome(tree, site_chrome=site_chrome)
+    body = tree.body
+    if body is not None:
+        _Walker(builder, trail).container(body)
+
+
+def _drop_chrome(tree: LexborHTMLParser, *, site_chrome: bool) -> None:
     doomed = list(tree.css(", ".join(_DROP)))
-    for node in tree.css(", ".join(_CHROME)):
+    for node in tree.css(", ".join(_CHROME)) if site_chrome else ():
         if not _has_ancestor(node, lambda n: n.tag in ("article", "main")):
             doomed.append(node)
     ids = {node.mem_id for node in doomed}
@@ -104,9 +121,9 @@ def _tidy(text: str) -> str:
 
 
 class _Walker:
-    def __init__(self, builder: DocumentBuilder) -> None:
+    def __init__(self, builder: DocumentBuilder, trail: HeadingTrail | None = None) -> None:
         self.builder = builder
-        self.trail = HeadingTrail()
+        self.trail = trail if trail is not None else HeadingTrail()
 
     def container(self, node: LexborNode) -> None:
         """Visit a block container: inline runs between child blocks become text blocks."""

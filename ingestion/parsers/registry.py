@@ -6,11 +6,16 @@ from collections.abc import Iterable
 
 from ingestion.errors import UnsupportedFormat
 from ingestion.parsers.base import Parser
+from ingestion.parsers.delimited import DelimitedParser
 from ingestion.parsers.docx import DocxParser
+from ingestion.parsers.epub import EpubParser
 from ingestion.parsers.html import HtmlParser
 from ingestion.parsers.markdown import MarkdownParser
+from ingestion.parsers.opendocument import OpenDocumentParser
 from ingestion.parsers.pdf import PdfParser
 from ingestion.parsers.pptx import PptxParser
+from ingestion.parsers.rtf import RtfParser
+from ingestion.parsers.spreadsheet import SpreadsheetParser
 from ingestion.parsers.text import TextParser
 from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED
 
@@ -48,15 +53,23 @@ def default_registry(
     max_zip_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
     max_zip_ratio: float = DEFAULT_MAX_RATIO,
 ) -> ParserRegistry:
-    """The offline-safe parsers: PDF, DOCX, PPTX, HTML, Markdown, plain text.
+    """The offline-safe parsers: PDF, DOCX, PPTX, spreadsheets (XLSX/XLSM/XLSB/XLS/ODS),
+    CSV/TSV, ODT/ODP, EPUB, RTF, HTML, Markdown, plain text.
 
-    The zip limits guard DOCX/PPTX against zip bombs.
+    The zip limits guard every zip-based format (OOXML, OpenDocument, EPUB) against
+    zip bombs.
     """
+    up, ratio = max_zip_uncompressed, max_zip_ratio
     return ParserRegistry(
         [
             PdfParser(),
-            DocxParser(max_uncompressed=max_zip_uncompressed, max_ratio=max_zip_ratio),
-            PptxParser(max_uncompressed=max_zip_uncompressed, max_ratio=max_zip_ratio),
+            DocxParser(max_uncompressed=up, max_ratio=ratio),
+            PptxParser(max_uncompressed=up, max_ratio=ratio),
+            SpreadsheetParser(max_uncompressed=up, max_ratio=ratio),
+            OpenDocumentParser(max_uncompressed=up, max_ratio=ratio),
+            EpubParser(max_uncompressed=up, max_ratio=ratio),
+            DelimitedParser(),
+            RtfParser(),
             HtmlParser(),
             MarkdownParser(),
             TextParser(),

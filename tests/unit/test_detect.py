@@ -8,12 +8,22 @@ import zipfile
 import pytest
 
 from ingestion.detect import (
+    CSV_MIME,
     DOCX_MIME,
+    EPUB_MIME,
     HTML_MIME,
     MARKDOWN_MIME,
+    ODP_MIME,
+    ODS_MIME,
+    ODT_MIME,
     PDF_MIME,
     PPTX_MIME,
+    RTF_MIME,
     TEXT_MIME,
+    TSV_MIME,
+    XLSB_MIME,
+    XLSM_MIME,
+    XLSX_MIME,
     DetectedType,
     detect_type,
 )
@@ -21,9 +31,11 @@ from ingestion.errors import EmptyDocument, ParseError, UnsupportedFormat
 from tests.fixtures import docs
 
 
-def _zip(names: list[str]) -> bytes:
+def _zip(names: list[str], *, mimetype: str | None = None) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
+        if mimetype is not None:
+            archive.writestr("mimetype", mimetype)
         for name in names:
             archive.writestr(name, "<x/>")
     return out.getvalue()
@@ -40,6 +52,14 @@ def _zip(names: list[str]) -> bytes:
         (b"# Title\n\nBody", "notes.markdown", DetectedType(MARKDOWN_MIME, ".md")),
         (b"Just some words.\n", "readme.txt", DetectedType(TEXT_MIME, ".txt")),
         (b"Just some words.\n", "README", DetectedType(TEXT_MIME, ".txt")),
+        (docs.make_xlsx({"S": [["a"]]}), "budget.xlsx", DetectedType(XLSX_MIME, ".xlsx")),
+        (docs.make_ods({"S": [["a"]]}), "budget.ods", DetectedType(ODS_MIME, ".ods")),
+        (docs.make_odt(["Hi"]), "memo.odt", DetectedType(ODT_MIME, ".odt")),
+        (docs.make_odp([{"title": "Hi"}]), "deck.odp", DetectedType(ODP_MIME, ".odp")),
+        (docs.make_epub(["<p>Hi</p>"]), "book.epub", DetectedType(EPUB_MIME, ".epub")),
+        (b"{\\rtf1\\ansi Hello\\par}", "letter.rtf", DetectedType(RTF_MIME, ".rtf")),
+        (b"a,b\n1,2\n", "data.csv", DetectedType(CSV_MIME, ".csv")),
+        (b"a\tb\n1\t2\n", "data.tsv", DetectedType(TSV_MIME, ".tsv")),
     ],
 )
 def test_detects_supported_formats(data: bytes, filename: str, expected: DetectedType) -> None:
@@ -77,10 +97,37 @@ def test_legacy_ole2_is_refused_with_advice() -> None:
         detect_type(docs.ole2_doc(), "old.doc")
 
 
-def test_excel_workbook_is_refused() -> None:
-    data = _zip(["[Content_Types].xml", "xl/workbook.xml"])
-    with pytest.raises(UnsupportedFormat, match="Excel workbooks are not supported yet"):
-        detect_type(data, "budget.xlsx")
+def test_formats_are_known_by_their_content_whatever_their_name() -> None:
+    assert detect_type(docs.make_xlsx({"S": [["a"]]}), "export.bin").mime == XLSX_MIME
+    assert detect_type(docs.make_ods({"S": [["a"]]}), "export.zip").mime == ODS_MIME
+    assert detect_type(docs.make_odt(["Hi"]), "memo.docx").mime == ODT_MIME
+    assert detect_type(docs.make_epub(["<p>Hi</p>"]), "book.zip").mime == EPUB_MIME
+    assert detect_type(b"{\\rtf1\\ansi Hello\\par}", "letter.txt").mime == RTF_MIME
+
+
+def test_macro_and_binary_workbooks() -> None:
+    macro = _zip(["[Content_Types].xml", "xl/workbook.xml"])
+    assert detect_type(macro, "model.xlsm").mime == XLSM_MIME
+    assert detect_type(_zip(["[Content_Types].xml", "xl/workbook.bin"]), "big.xlsb").mime == (
+        XLSB_MIME
+    )
+
+
+def test_csv_needs_its_extension_and_text_content() -> None:
+    assert detect_type(b"a,b\n1,2\n", "data.txt").mime == TEXT_MIME
+    with pytest.raises(UnsupportedFormat, match=r"\.csv extension does not match"):
+        detect_type(docs.binary_named_md(), "data.csv")
+
+
+def test_other_opendocument_kinds_are_refused_by_name() -> None:
+    drawing = _zip(["content.xml"], mimetype="application/vnd.oasis.opendocument.graphics")
+    with pytest.raises(UnsupportedFormat, match=r"OpenDocument graphics file.*\.odt, \.odp"):
+        detect_type(drawing, "sketch.odg")
+
+
+def test_damaged_workbook_goes_to_the_spreadsheet_parser() -> None:
+    data = docs.make_xlsx({"S": [["a"]]})
+    assert detect_type(data[: len(data) // 2], "budget.xlsx").mime == XLSX_MIME
 
 
 def test_plain_zip_is_refused() -> None:

@@ -1,0 +1,129 @@
+"""Spreadsheet parser on python-calamine (Rust calamine): XLSX, XLSM, XLSB, ODS, XLS.
+
+Each visible sheet is a heading (its name, the section path of its rows) and
+table elements of self-contained row lines (see ``_sheets``). Formulas give the
+values Excel last computed and saved; numbers and dates are shown as a user
+would read them (``10``, ``2024-03-01``), though not in the cell's own number
+format (a 25% cell reads ``0.25``).
+
+One page for the whole workbook (``paginated=False``): a workbook has no pages a
+user could turn to, and citations name the sheet through its section instead.
+Hidden sheets are skipped: they hold lookup tables and scratch work a reader of
+the workbook never sees, and an answer citing them could not be checked.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+from typing import Any
+
+import python_calamine
+from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+
+from ingestion.detect import ODS_MIME, XLS_MIME, XLSB_MIME, XLSM_MIME, XLSX_MIME
+from ingestion.errors import EmptyDocument, EncryptedDocument, ParseError
+from ingestion.parsers._blocks import DocumentBuilder
+from ingestion.parsers._odf import odf_encrypted
+from ingestion.parsers._sheets import add_sheet
+from ingestion.parsers.base import ParsedDocument
+from ingestion.safety import (
+    DEFAULT_MAX_PART,
+    DEFAULT_MAX_RATIO,
+    DEFAULT_MAX_UNCOMPRESSED,
+    ZipLimits,
+)
+
+logger = logging.getLogger(__name__)
+
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# A password-protected OOXML file is an OLE2 container with these two streams.
+_ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
+_PROTECT_ADVICE = "remove the password in Excel (File > Info > Protect Workbook) and upload again"
+
+
+class SpreadsheetParser:
+    """Parses Excel and OpenDocument workbooks; refuses zip bombs before calamine opens them."""
+
+    mime_types: tuple[str, ...] = (XLSX_MIME, XLSM_MIME, XLSB_MIME, XLS_MIME, ODS_MIME)
+
+    def __init__(
+        self,
+        *,
+        max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
+        max_ratio: float = DEFAULT_MAX_RATIO,
+        max_part: int = DEFAULT_MAX_PART,
+    ) -> None:
+        self.zip_limits = ZipLimits(
+            max_uncompressed=max_uncompressed, max_ratio=max_ratio, max_part=max_part
+        )
+
+    def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
+        if not data:
+            raise EmptyDocument(f"{filename} is empty")
+        mime = self._kind(data, filename)
+        builder = DocumentBuilder()
+        hidden = sheets = 0
+        try:
+            with CalamineWorkbook.from_filelike(io.BytesIO(data)) as workbook:
+                for meta in workbook.sheets_metadata:
+                    if meta.typ != SheetTypeEnum.WorkSheet:
+                        continue  # chart and macro sheets hold no cell text
+                    sheets += 1
+                    if meta.visible != SheetVisibleEnum.Visible:
+                        hidden += 1
+                        continue
+                    sheet = workbook.get_sheet_by_name(meta.name)
+                    rows: list[list[Any]] = sheet.to_python(skip_empty_area=True)
+                    start = sheet.start
+                    _add_worksheet(builder, meta.name, rows, first_column=start[1] if start else 0)
+        except python_calamine.PasswordError as e:
+            raise EncryptedDocument(f"{filename} is password-protected; {_PROTECT_ADVICE}") from e
+        except (python_calamine.CalamineError, ValueError, OverflowError) as e:
+            raise ParseError(f"{filename} is not a valid {_label(mime)} workbook: {e}") from e
+        if not builder.has_text:
+            skipped = f" ({hidden} hidden sheet{'s are' if hidden != 1 else ' is'} not read)"
+            raise EmptyDocument(
+                f"{filename}: the workbook's {sheets} sheet{'s' if sheets != 1 else ''} "
+                f"contain no cell text{skipped if hidden else ''}"
+            )
+        logger.debug("parsed %s workbook with %d sheets (%d hidden)", _label(mime), sheets, hidden)
+        return builder.build(mime=mime, paginated=False)
+
+    def _kind(self, data: bytes, filename: str) -> str:
+        """The workbook's MIME type, after the zip-bomb and encryption checks."""
+        if data.startswith(_OLE2_MAGIC):
+            if _ENCRYPTION_INFO in data[: 1024 * 1024]:
+                raise EncryptedDocument(
+                    f"{filename} is an encrypted (password-protected) workbook; {_PROTECT_ADVICE}"
+                )
+            return XLS_MIME
+        self.zip_limits.check(data, filename=filename, kind="spreadsheet")
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            if "xl/workbook.bin" in names:
+                return XLSB_MIME
+            if "content.xml" in names:
+                if odf_encrypted(archive):
+                    raise EncryptedDocument(
+                        f"{filename} is a password-protected OpenDocument spreadsheet; "
+                        "save it without a password and upload again"
+                    )
+                return ODS_MIME
+        return XLSM_MIME if filename.lower().endswith(".xlsm") else XLSX_MIME
+
+
+def _add_worksheet(
+    builder: DocumentBuilder, name: str, rows: list[list[Any]], *, first_column: int
+) -> None:
+    """A heading with the sheet name, then its rows; nothing at all for an empty sheet."""
+    if not any(cell not in ("", None) for row in rows for cell in row):
+        return
+    path = (name,)
+    builder.add("heading", name, path)
+    add_sheet(builder, rows, path, first_column=first_column)
+
+
+def _label(mime: str) -> str:
+    return {XLS_MIME: "Excel 97-2003", XLSB_MIME: "XLSB", ODS_MIME: "ODS"}.get(mime, "Excel")
