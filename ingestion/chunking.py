@@ -32,6 +32,9 @@ from retrieval.embedders.base import Tokenizer
 
 # Where a long paragraph prefers to be cut: after a sentence end or a line break.
 _BOUNDARY = re.compile(r"(?:[.!?;:](?=\s)|[。！？；]|\n)")
+# A table is cut only between rows (a spreadsheet row line names its columns, so a
+# piece of whole rows still reads alone), and a piece's overlap starts on a row.
+_ROW_END = re.compile(r"\n")
 _NON_SPACE = re.compile(r"\S")
 _END = itemgetter(1)
 
@@ -160,7 +163,7 @@ class Chunker:
                     window=TOKENIZE_CHARS,
                     piece=self.max_chars,
                 )
-                for a, b, n in self._split(text, stream):
+                for a, b, n in self._split(text, stream, rows=el.kind == "table"):
                     yield self._unit(el, a, b, n, piece=True)
                 continue
             batch.append(el)
@@ -182,16 +185,21 @@ class Chunker:
             stream = TokenStream.of(
                 [(el.start + a, el.start + b) for a, b in toks], piece=self.max_chars
             )
-            for a, b, n in self._split(doc.pages[el.page - 1].text, stream):
+            page_text = doc.pages[el.page - 1].text
+            for a, b, n in self._split(page_text, stream, rows=el.kind == "table"):
                 yield self._unit(el, a, b, n, piece=True)
 
     @staticmethod
     def _unit(el: Element, start: int, end: int, tokens: int, *, piece: bool) -> _Unit:
         return _Unit(el.page, start, end, tokens, el.section_path, el.kind == "heading", piece)
 
-    def _split(self, text: str, toks: TokenStream) -> Iterator[tuple[int, int, int]]:
+    def _split(
+        self, text: str, toks: TokenStream, *, rows: bool = False
+    ) -> Iterator[tuple[int, int, int]]:
         """Windows of at most max_tokens tokens and max_chars characters (offsets into
-        ``text``), cut at sentence ends where possible, neighbours overlapping."""
+        ``text``), cut at sentence ends where possible, neighbours overlapping; with
+        ``rows`` (a table), cut after a line and overlap from a line's start."""
+        boundary = _ROW_END if rows else _BOUNDARY
         i = 0
         while toks.has(i):
             toks.has(i + self.max_tokens)  # tokenize as far as this window can reach
@@ -204,10 +212,11 @@ class Chunker:
             start_char, end_char = toks[i][0], toks[j - 1][1]
             more = toks.has(j)
             if more:
-                # Prefer the last sentence boundary in the window's final 40%.
-                floor = toks[i + int((j - i) * 0.6)][0]
+                # Prefer the last sentence boundary in the window's final 40% (a
+                # table: the last row end anywhere in the window).
+                floor = toks[i][0] + 1 if rows else toks[i + int((j - i) * 0.6)][0]
                 cut = None
-                for m in _BOUNDARY.finditer(text, floor, end_char):
+                for m in boundary.finditer(text, floor, end_char):
                     cut = m.end()
                 if cut is not None:
                     k = i
@@ -219,6 +228,10 @@ class Chunker:
             if not more:
                 break
             nxt = max(j - self.overlap_tokens, i + 1)
+            if rows and nxt < j:
+                row_start = text.find("\n", toks[nxt][0], toks[j][0])
+                while nxt < j and (row_start < 0 or toks[nxt][0] < row_start):
+                    nxt += 1  # overlap whole rows only (or none)
             if toks[j][1] - toks[nxt][0] > self.max_chars:
                 nxt = j  # with the overlap, the next window could not reach past this one
             toks.release(nxt)
