@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+import struct
 import zipfile
 from typing import Any
 
@@ -23,7 +25,7 @@ import python_calamine
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
 from ingestion.detect import ODS_MIME, XLS_MIME, XLSB_MIME, XLSM_MIME, XLSX_MIME
-from ingestion.errors import EmptyDocument, EncryptedDocument, ParseError
+from ingestion.errors import EmptyDocument, EncryptedDocument, FileTooLarge, ParseError
 from ingestion.parsers._blocks import DocumentBuilder
 from ingestion.parsers._odf import odf_encrypted
 from ingestion.parsers._sheets import add_sheet
@@ -41,6 +43,12 @@ _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # A password-protected OOXML file is an OLE2 container with these two streams.
 _ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
 _PROTECT_ADVICE = "remove the password in Excel (File > Info > Protect Workbook) and upload again"
+#: calamine holds a sheet as a dense grid of 32-byte cells spanning its first to last
+#: used cell: two stray cells at A1 and ZZ1000000 ask for ~20 GB, and a failed Rust
+#: allocation aborts the whole process. Sheets spanning more cells are refused first.
+MAX_SHEET_CELLS = 10_000_000
+_XLSX_CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=\"([A-Z]{1,3})([0-9]{1,7})\"")
+_XLSB_DIMENSION = b"\x94\x01\x10"  # BrtWsDim record: type 148, 16 bytes of bounds
 
 
 class SpreadsheetParser:
@@ -102,6 +110,7 @@ class SpreadsheetParser:
         self.zip_limits.check(data, filename=filename, kind="spreadsheet")
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
+            _check_extent(archive, names, filename)
             if "xl/workbook.bin" in names:
                 return XLSB_MIME
             if "content.xml" in names:
@@ -112,6 +121,56 @@ class SpreadsheetParser:
                     )
                 return ODS_MIME
         return XLSM_MIME if filename.lower().endswith(".xlsm") else XLSX_MIME
+
+
+def _check_extent(archive: zipfile.ZipFile, names: set[str], filename: str) -> None:
+    """``FileTooLarge`` for a worksheet whose used area exceeds ``MAX_SHEET_CELLS``.
+
+    XLSX: the span of the cell references in the sheet's XML. XLSB: the sheet's
+    dimension record, as Excel writes it (a forged one is not caught).
+    """
+    for name in sorted(names):
+        if not name.startswith("xl/worksheets/"):
+            continue
+        if name.endswith(".xml"):
+            rows, cols = _xlsx_span(archive.read(name))
+        elif name.endswith(".bin"):
+            rows, cols = _xlsb_span(archive.read(name))
+        else:
+            continue
+        if rows * cols > MAX_SHEET_CELLS:
+            raise FileTooLarge(
+                f"{filename}: a sheet spans {rows:,} rows by {cols:,} columns "
+                f"({rows * cols:,} cells; limit {MAX_SHEET_CELLS:,}); delete the unused rows "
+                "and columns (one stray cell far away stretches the sheet) or split the workbook"
+            )
+
+
+def _xlsx_span(xml: bytes) -> tuple[int, int]:
+    rows: set[int] = set()
+    cols: set[str] = set()
+    for match in _XLSX_CELL_REF.finditer(xml):
+        cols.add(match.group(1).decode())
+        rows.add(int(match.group(2)))
+    if not rows:
+        return 0, 0
+    numbers = [_column_number(c) for c in cols]
+    return max(rows) - min(rows) + 1, max(numbers) - min(numbers) + 1
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _xlsb_span(part: bytes) -> tuple[int, int]:
+    at = part.find(_XLSB_DIMENSION, 0, 4096)
+    if at < 0 or len(part) < at + 19:
+        return 0, 0
+    first_row, last_row, first_col, last_col = struct.unpack_from("<4I", part, at + 3)
+    return max(last_row - first_row + 1, 0), max(last_col - first_col + 1, 0)
 
 
 def _add_worksheet(

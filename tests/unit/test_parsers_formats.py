@@ -170,6 +170,13 @@ def test_workbook_zip_bomb_is_refused() -> None:
         parser.parse(docs.zip_bomb_docx(uncompressed_mb=2), filename="bomb.xlsx")
 
 
+def test_sheet_stretched_by_a_stray_cell_is_refused_before_calamine_reads_it() -> None:
+    # calamine would allocate a dense 1,000,001 x 2,001 grid (64 GB) and abort the worker.
+    data = docs.make_xlsx({"S": [["a"]], "Far": [["b"]]}, far_cell=("Far", 1_000_000, 2000))
+    with pytest.raises(FileTooLarge, match=r"sparse\.xlsx: a sheet spans 1,000,001 rows by 2,001"):
+        parse(data, "sparse.xlsx")
+
+
 def test_ods_rows_and_dates() -> None:
     rows = [["Plan", "Premium", "Start"], ["Basic", 10, dt.date(2024, 3, 1)]]
     doc = parse(docs.make_ods({"Plans": rows}), "plans.ods")
