@@ -286,7 +286,8 @@ class IngestionSettings(BaseModel):
     max_unzipped_mb: int = Field(
         default=512,
         ge=1,
-        description="Largest total uncompressed size of a DOCX/PPTX; guards against zip bombs.",
+        description="Largest total uncompressed size of a zip-based document (DOCX, PPTX, "
+        "XLSX, ODT/ODP/ODS, EPUB); guards against zip bombs.",
     )
     max_attempts: int = Field(
         default=3, ge=1, le=20, description="Attempts for a job that fails with a transient error."
