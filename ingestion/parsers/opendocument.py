@@ -154,6 +154,10 @@ class _Walker:
                 self.builder.add("heading", text, self.trail.enter(level, text))
         elif kind == _P:
             self.builder.add("text", inline_text(element), self.trail.path)
+        elif kind == _LIST and element.find(".//text:h", NS) is not None:
+            # Outline numbering wraps headings in a list: they are headings all the same.
+            for child in element.iter(_H, _P):
+                self.block(child)
         elif kind == _LIST:
             items: list[ListItem] = []
             self._list(element, 1, element.get(_STYLE_NAME) or "", items)

@@ -102,7 +102,7 @@ class SpreadsheetParser:
     def _kind(self, data: bytes, filename: str) -> str:
         """The workbook's MIME type, after the zip-bomb and encryption checks."""
         if data.startswith(_OLE2_MAGIC):
-            if _ENCRYPTION_INFO in data[: 1024 * 1024]:
+            if _ENCRYPTION_INFO in data:
                 raise EncryptedDocument(
                     f"{filename} is an encrypted (password-protected) workbook; {_PROTECT_ADVICE}"
                 )

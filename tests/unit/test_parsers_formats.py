@@ -250,6 +250,17 @@ def test_odt_headings_lists_and_tables() -> None:
     assert section_of(doc, "Book early") == ("Travel",)
 
 
+def test_odt_numbered_headings_inside_a_list_are_still_headings() -> None:
+    numbered = (
+        '<text:list><text:list-item><text:h text:outline-level="1">Benefits</text:h>'
+        '<text:list><text:list-item><text:h text:outline-level="2">Leave</text:h>'
+        "</text:list-item></text:list></text:list-item></text:list>"
+    )
+    doc = parse(docs.make_odt([("xml", numbered), "Twenty days."]), "memo.odt")
+    assert texts(doc, "heading") == ["Benefits", "Leave"]
+    assert section_of(doc, "Twenty days") == ("Benefits", "Leave")
+
+
 def test_odt_spaces_tabs_and_line_breaks_keep_words_apart() -> None:
     paragraph = (
         '<text:p>one<text:s/>two<text:s text:c="3"/>three<text:tab/>four<text:line-break/>'
