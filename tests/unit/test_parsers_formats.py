@@ -399,3 +399,44 @@ def test_default_registry_reads_every_new_format() -> None:
         assert mime in registry
     assert EPUB_MIME in registry
     assert RTF_MIME in registry
+
+
+# --- through the pipeline -------------------------------------------------------------
+
+
+def test_new_formats_ingest_and_are_found(container: Any) -> None:
+    from app.db.models import DocumentStatus
+    from tests.unit.ingest_helpers import doc, ingest
+
+    staff = [["Employee", "Office", "Desk phone"]] + [
+        [f"person {i}", f"building {i % 5}", f"+1 555 {i:04d}"] for i in range(300)
+    ]
+    staff[124][1] = "the glasshouse annex"  # row 124: person 123
+    files = {
+        "staff.xlsx": docs.make_xlsx({"Directory": staff}),
+        "plans.csv": b"Plan,Dental cover\nBasic,none\nGold,orthodontics included\n",
+        "memo.odt": docs.make_odt([("h1", "Parking"), "Visitors park in bay C by the silo."]),
+        "deck.odp": docs.make_odp([{"title": "Kickoff", "bullets": ["The offsite is in Porto"]}]),
+        "novel.epub": docs.make_epub(["<h1>Storm</h1><p>The lighthouse keeper rang the bell.</p>"]),
+        "menu.rtf": rb"{\rtf1\ansi The canteen serves cr\'e8me br\'fbl\'e9e on Fridays.\par}",
+    }
+    results = ingest(container, files)
+    for name, result in results.items():
+        d = doc(container, result.document_id)
+        assert d.status == DocumentStatus.READY, (name, d.error)
+    expectations = {
+        "Who works in the glasshouse annex?": (
+            "staff.xlsx",
+            "Employee: person 123 | Office: the glasshouse annex | Desk phone: +1 555 0123",
+        ),
+        "Which plan includes orthodontics?": ("plans.csv", "Plan: Gold | Dental cover"),
+        "where do visitors park": ("memo.odt", "bay C"),
+        "Where is the offsite?": ("deck.odp", "Porto"),
+        "Who rang the bell?": ("novel.epub", "lighthouse keeper"),
+        "What does the canteen serve on Fridays?": ("menu.rtf", "crème brûlée"),
+    }
+    for query, (name, snippet) in expectations.items():
+        hits = container.search.search(query, k=3)
+        assert any(h.document_name == name and snippet in h.text for h in hits), (query, hits)
+    [slide] = [h for h in container.search.search("Where is the offsite?", k=3) if h.page]
+    assert (slide.document_name, slide.page) == ("deck.odp", 1)
