@@ -5,7 +5,8 @@ including multi-byte ones such as cp932) and in a font's ``\\fcharset``, and
 ``\\uN`` escapes; pictures and other destinations are skipped. Raw 8-bit bytes
 (outside the 7-bit RTF norm, but some writers emit them) are read in the
 ``\\ansicpg`` code page too. ``\\line`` is kept as a line break inside its
-paragraph. The ``\\info`` title becomes the document title.
+paragraph. The ``\\info`` title becomes the document title. Runs of 1,024+ hex
+digits (embedded pictures and objects) are dropped before striprtf walks the text.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ _CODE_PAGE = re.compile(rb"\\ansicpg(\d+)")
 # \line is a line break inside a paragraph; striprtf would give "\n", like \par. Swap it
 # for \u8232 (LINE SEPARATOR), which the block cleaner turns back into "\n".
 _LINE = re.compile(r"(?<!\\)\\line(?![a-zA-Z])\s?")
+# Picture and object data: hex digits by the megabyte, which striprtf would walk one
+# character at a time (~0.5 s per MB) only to skip them. No prose is 1,024 hex digits.
+_HEX_RUN = re.compile(r"[0-9a-fA-F\r\n]{1024,}")
 _TITLE = re.compile(r"\{\\title\s?((?:[^{}\\]|\\.)*)\}")
 
 
@@ -41,7 +45,7 @@ class RtfParser:
         encoding = _code_page(data[:4096])
         source = data.decode(encoding, errors="replace")
         try:
-            text = _strip(_LINE.sub(r"\\u8232?", source), encoding)
+            text = _strip(_LINE.sub(r"\\u8232?", _HEX_RUN.sub("", source)), encoding)
             title_match = _TITLE.search(source[:65536])
             title = (
                 _strip("{\\rtf1 " + title_match.group(1) + "}", encoding) if title_match else None

@@ -388,6 +388,12 @@ def test_rtf_cyrillic_code_page() -> None:
     assert RtfParser().parse(rtf, filename="hi.rtf").pages[0].text == "Привет, мир!"
 
 
+def test_rtf_pictures_are_skipped() -> None:
+    picture = "\r\n".join(["89504e470d0a1a0a" * 16] * 40).encode()  # 5 KB of PNG hex
+    rtf = rb"{\rtf1\ansi Before.\par {\pict\pngblip " + picture + rb"}\par After.\par}"
+    assert RtfParser().parse(rtf, filename="pic.rtf").pages[0].text == "Before.\n\nAfter."
+
+
 def test_rtf_without_text_is_empty() -> None:
     with pytest.raises(EmptyDocument, match=r"pic\.rtf: the RTF document contains no text"):
         parse(rb"{\rtf1\ansi{\fonttbl{\f0 Arial;}}{\pict\pngblip 89504e47}\par}", "pic.rtf")
