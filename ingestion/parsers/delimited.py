@@ -45,6 +45,11 @@ class DelimitedParser:
                 builder, csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
             )
         except csv.Error as e:
+            if "field limit" in str(e):
+                raise ParseError(
+                    f"{filename}: a cell is longer than {csv.field_size_limit():,} characters; "
+                    "is it really a CSV file? (upload long text as .txt)"
+                ) from e
             raise ParseError(f"{filename} is not a readable CSV file: {e}") from e
         if not builder.has_text:
             raise EmptyDocument(f"{filename}: the table has no cell text")

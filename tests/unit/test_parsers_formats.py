@@ -216,6 +216,12 @@ def test_tsv() -> None:
     assert doc.pages[0].text == "Plan: Basic | Premium: $0"
 
 
+def test_csv_with_a_giant_cell_says_so() -> None:
+    data = b'a,b\n1,"' + b"x" * 200_000 + b'"\n'
+    with pytest.raises(ParseError, match=r"big\.csv: a cell is longer than 131,072 characters"):
+        DelimitedParser().parse(data, filename="big.csv")
+
+
 def test_csv_without_cells_is_empty() -> None:
     with pytest.raises(EmptyDocument, match=r"blank\.csv: the table has no cell text"):
         DelimitedParser().parse(b",,\n , ,\n", filename="blank.csv")
