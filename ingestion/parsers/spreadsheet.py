@@ -24,8 +24,14 @@ from typing import Any
 import python_calamine
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
-from ingestion.detect import ODS_MIME, XLS_MIME, XLSB_MIME, XLSM_MIME, XLSX_MIME
-from ingestion.errors import EmptyDocument, EncryptedDocument, FileTooLarge, ParseError
+from ingestion.detect import ODS_MIME, XLS_MIME, XLSB_MIME, XLSM_MIME, XLSX_MIME, detect_type
+from ingestion.errors import (
+    EmptyDocument,
+    EncryptedDocument,
+    FileTooLarge,
+    IngestionError,
+    ParseError,
+)
 from ingestion.parsers._blocks import DocumentBuilder
 from ingestion.parsers._odf import odf_encrypted
 from ingestion.parsers._sheets import add_sheet
@@ -108,19 +114,18 @@ class SpreadsheetParser:
                 )
             return XLS_MIME
         self.zip_limits.check(data, filename=filename, kind="spreadsheet")
+        try:
+            mime = detect_type(data, filename).mime
+        except IngestionError:
+            mime = XLSX_MIME  # not a workbook at all: calamine will say what is wrong
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-            _check_extent(archive, names, filename)
-            if "xl/workbook.bin" in names:
-                return XLSB_MIME
-            if "content.xml" in names:
-                if odf_encrypted(archive):
-                    raise EncryptedDocument(
-                        f"{filename} is a password-protected OpenDocument spreadsheet; "
-                        "save it without a password and upload again"
-                    )
-                return ODS_MIME
-        return XLSM_MIME if filename.lower().endswith(".xlsm") else XLSX_MIME
+            _check_extent(archive, set(archive.namelist()), filename)
+            if mime == ODS_MIME and odf_encrypted(archive):
+                raise EncryptedDocument(
+                    f"{filename} is a password-protected OpenDocument spreadsheet; "
+                    "save it without a password and upload again"
+                )
+        return mime if mime in self.mime_types else XLSX_MIME
 
 
 def _check_extent(archive: zipfile.ZipFile, names: set[str], filename: str) -> None:
