@@ -4,7 +4,8 @@ An EPUB is a zip of XHTML: ``META-INF/container.xml`` names the package (OPF)
 file, whose spine lists the chapters in order. It is read here with zipfile and
 lxml, not ebooklib (AGPL, which an Apache-2.0 project cannot ship); the
 chapters go through the HTML parser's own block logic (``add_html_body``), one
-heading trail across the book, so a chapter's headings are its sections.
+heading trail across the book, so a chapter's headings are its sections (a
+chapter without headings has no section, rather than its predecessor's).
 
 One page for the book (``paginated=False``): an EPUB reflows, so a "page 3" in
 a citation would match nothing a reader sees; chapter headings locate it.
@@ -89,7 +90,12 @@ class EpubParser:
                     except KeyError:
                         logger.warning("EPUB spine names a missing chapter; skipped")
                         continue
-                    add_html_body(builder, _html(chapter), trail, site_chrome=False)
+                    tree = _html(chapter)
+                    if tree.css_first("h1, h2, h3, h4, h5, h6") is None:
+                        # No heading of its own: not a section of the chapter before it.
+                        add_html_body(builder, tree, HeadingTrail(), site_chrome=False)
+                    else:
+                        add_html_body(builder, tree, trail, site_chrome=False)
         except (EncryptedDocument, ParseError):
             raise
         except KeyError as e:

@@ -6,13 +6,15 @@ paragraphs become text blocks, ``text:list`` (nested) list blocks, tables
 ``a | b`` rows; one page (an ODT reflows, like DOCX). The table of contents is
 skipped: it repeats the headings. ODP: one page per slide (``draw:page``), the
 title frame as heading and section path, text boxes, tables, and the speaker
-notes as ``Notes: ...``; footers, dates and slide numbers are skipped.
+notes as ``Notes: ...``, frames read top to bottom then left to right; footers,
+dates and slide numbers are skipped.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 import zipfile
 from typing import Any
 
@@ -52,6 +54,9 @@ _CLASS = tag("presentation", "class")
 _SLIDE_CHROME = frozenset({"footer", "header", "date-time", "page-number"})
 _STYLE_NAME = tag("text", "style-name")
 _MAX_REPEAT = 100
+_X, _Y = tag("svg", "x"), tag("svg", "y")
+_LENGTH = re.compile(r"\s*([-+]?[0-9]*\.?[0-9]+)\s*(cm|mm|in|pt|pc|px)?")
+_CM_PER = {"cm": 1.0, "mm": 0.1, "in": 2.54, "pt": 2.54 / 72, "pc": 2.54 / 6, "px": 2.54 / 96}
 
 
 class OpenDocumentParser:
@@ -208,6 +213,8 @@ def _add_slides(builder: DocumentBuilder, presentation: Any, ordered: set[tuple[
             if title:
                 builder.add("heading", title, trail.enter(0, title))
         walker = _Walker(builder, trail, ordered)
+        # Reading order: top to bottom, then left to right (as for PPTX).
+        frames.sort(key=lambda f: (_length(f.get(_Y)), _length(f.get(_X))))
         for frame in frames:
             if frame is not title_frame and frame.get(_CLASS) not in _SLIDE_CHROME:
                 walker.block(frame)
@@ -222,6 +229,14 @@ def _add_slides(builder: DocumentBuilder, presentation: Any, ordered: set[tuple[
             if text:
                 builder.add("text", f"Notes: {text}", trail.path)
     return len(pages)
+
+
+def _length(value: str | None) -> float:
+    """An ODF length (``2.5cm``, ``1in``) in centimetres; 0 when absent or unreadable."""
+    match = _LENGTH.match(value or "")
+    if match is None:
+        return 0.0
+    return float(match.group(1)) * _CM_PER[match.group(2) or "cm"]
 
 
 def _int(value: str | None, default: int) -> int:

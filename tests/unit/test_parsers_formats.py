@@ -323,6 +323,11 @@ def test_odp_one_page_per_slide_with_titles_and_notes() -> None:
     assert section_of(doc, "Basic") == ("Plans",)
 
 
+def test_odp_frames_are_read_top_to_bottom() -> None:
+    data = docs.make_odp([{"bullets": ["Second"], "text": "First", "text_on_top": True}])
+    assert parse(data, "deck.odp").pages[0].text == "First\n\n- Second"
+
+
 # --- EPUB -----------------------------------------------------------------------------
 
 
@@ -351,6 +356,11 @@ def test_drm_epub_is_encrypted_but_font_obfuscation_is_not() -> None:
         parse(docs.make_epub(["<p>a</p>", "<p>b</p>"], drm=True), "book.epub")
     doc = parse(docs.make_epub(["<p>Readable.</p>"], obfuscated_font=True), "book.epub")
     assert doc.pages[0].text == "Readable."
+
+
+def test_epub_chapter_without_headings_is_not_filed_under_the_previous_one() -> None:
+    data = docs.make_epub(["<h1>Chapter 1</h1><p>One.</p>", "<p>Untitled interlude.</p>"])
+    assert section_of(parse(data, "book.epub"), "Untitled interlude") == ()
 
 
 def test_epub_without_text_or_without_a_package() -> None:
