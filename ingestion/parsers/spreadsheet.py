@@ -4,7 +4,7 @@ Each visible sheet is a heading (its name, the section path of its rows) and
 table elements of self-contained row lines (see ``_sheets``). Formulas give the
 values Excel last computed and saved; numbers and dates are shown as a user
 would read them (``10``, ``2024-03-01``), though not in the cell's own number
-format (a 25% cell reads ``0.25``).
+format (a 25% cell reads ``0.25``). The title comes from the document properties.
 
 One page for the whole workbook (``paginated=False``): a workbook has no pages a
 user could turn to, and citations name the sheet through its section instead.
@@ -22,6 +22,7 @@ import zipfile
 from typing import Any
 
 import python_calamine
+from lxml import etree
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
 from ingestion.detect import ODS_MIME, XLS_MIME, XLSB_MIME, XLSM_MIME, XLSX_MIME, detect_type
@@ -33,7 +34,7 @@ from ingestion.errors import (
     ParseError,
 )
 from ingestion.parsers._blocks import DocumentBuilder
-from ingestion.parsers._odf import odf_encrypted
+from ingestion.parsers._odf import NS, meta_title, odf_encrypted, parse_xml
 from ingestion.parsers._sheets import add_sheet
 from ingestion.parsers.base import ParsedDocument
 from ingestion.safety import (
@@ -103,7 +104,8 @@ class SpreadsheetParser:
                 f"contain no cell text{skipped if hidden else ''}"
             )
         logger.debug("parsed %s workbook with %d sheets (%d hidden)", _label(mime), sheets, hidden)
-        return builder.build(mime=mime, paginated=False)
+        title = _zip_title(data) if mime != XLS_MIME else None
+        return builder.build(mime=mime, paginated=False, title=title)
 
     def _kind(self, data: bytes, filename: str) -> str:
         """The workbook's MIME type, after the zip-bomb and encryption checks."""
@@ -126,6 +128,20 @@ class SpreadsheetParser:
                     "save it without a password and upload again"
                 )
         return mime if mime in self.mime_types else XLSX_MIME
+
+
+def _zip_title(data: bytes) -> str | None:
+    """The title in the workbook's properties (``docProps/core.xml``, ODS ``meta.xml``)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        title = meta_title(archive)
+        if title is not None:
+            return title
+        try:
+            core = parse_xml(archive.read("docProps/core.xml"))
+        except (KeyError, etree.XMLSyntaxError):
+            return None
+    found = core.find("dc:title", NS)
+    return found.text if found is not None and found.text else None
 
 
 def _check_extent(archive: zipfile.ZipFile, names: set[str], filename: str) -> None:

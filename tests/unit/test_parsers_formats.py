@@ -56,9 +56,10 @@ def section_of(doc: ParsedDocument, needle: str) -> tuple[str, ...]:
 
 
 def test_xlsx_rows_carry_their_headers_and_the_sheet_is_a_section() -> None:
-    doc = parse(docs.make_xlsx({"Plans": PLANS, "Notes": [["Ask HR"]]}), "benefits.xlsx")
+    data = docs.make_xlsx({"Plans": PLANS, "Notes": [["Ask HR"]]}, title="Benefits 2024")
+    doc = parse(data, "benefits.xlsx")
     assert_well_formed(doc)
-    assert doc.mime == XLSX_MIME
+    assert (doc.mime, doc.title) == (XLSX_MIME, "Benefits 2024")
     assert not doc.paginated
     text = doc.pages[0].text
     # 10 not 10.0, an ISO date, 0.3 not 0.30000000000000004, the empty column and row skipped
