@@ -50,7 +50,10 @@ def cell_text(value: object) -> str:
         return value.isoformat()
     if isinstance(value, dt.time):
         return value.isoformat(timespec="seconds" if value.second else "minutes")
-    return one_line(str(value))
+    text = str(value)
+    if text.isprintable() and "  " not in text:
+        return text.strip()  # the common case, without one_line's two regex passes
+    return one_line(text)
 
 
 def column_letter(index: int) -> str:

@@ -168,21 +168,18 @@ def _check_extent(archive: zipfile.ZipFile, names: set[str], filename: str) -> N
 
 
 def _xlsx_span(xml: bytes) -> tuple[int, int]:
-    rows: set[int] = set()
-    cols: set[str] = set()
-    for match in _XLSX_CELL_REF.finditer(xml):
-        cols.add(match.group(1).decode())
-        rows.add(int(match.group(2)))
-    if not rows:
+    refs = _XLSX_CELL_REF.findall(xml)
+    if not refs:
         return 0, 0
-    numbers = [_column_number(c) for c in cols]
-    return max(rows) - min(rows) + 1, max(numbers) - min(numbers) + 1
+    rows = [int(row) for _, row in refs]
+    cols = [_column_number(letters) for letters in {letters for letters, _ in refs}]
+    return max(rows) - min(rows) + 1, max(cols) - min(cols) + 1
 
 
-def _column_number(letters: str) -> int:
+def _column_number(letters: bytes) -> int:
     number = 0
     for letter in letters:
-        number = number * 26 + ord(letter) - ord("A") + 1
+        number = number * 26 + letter - ord("A") + 1
     return number
 
 

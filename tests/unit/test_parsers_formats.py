@@ -165,6 +165,11 @@ def test_password_protected_workbook_is_encrypted() -> None:
         parser.parse(ole2, filename="salaries.xlsx")
 
 
+def test_legacy_file_that_is_not_a_workbook() -> None:
+    with pytest.raises(ParseError, match=r"old\.xls is not a valid Excel 97-2003 workbook"):
+        SpreadsheetParser().parse(docs.ole2_doc(), filename="old.xls")
+
+
 def test_workbook_zip_bomb_is_refused() -> None:
     parser = SpreadsheetParser(max_uncompressed=1 * MB)
     with pytest.raises(FileTooLarge, match="zip bomb"):
