@@ -34,7 +34,7 @@ from ingestion.errors import (
     ParseError,
 )
 from ingestion.parsers._blocks import DocumentBuilder
-from ingestion.parsers._odf import NS, meta_title, odf_encrypted, parse_xml
+from ingestion.parsers._odf import NS, meta_title, odf_encrypted, parse_xml, tag
 from ingestion.parsers._sheets import add_sheet
 from ingestion.parsers.base import ParsedDocument
 from ingestion.safety import (
@@ -53,7 +53,8 @@ _PROTECT_ADVICE = "remove the password in Excel (File > Info > Protect Workbook)
 #: calamine holds a sheet as a dense grid of 32-byte cells spanning its first to last
 #: used cell: two stray cells at A1 and ZZ1000000 ask for ~20 GB, and a failed Rust
 #: allocation aborts the whole process. Sheets spanning more cells are refused first.
-MAX_SHEET_CELLS = 10_000_000
+#: At the limit (e.g. 100,000 rows by 50 columns, all filled) parsing peaks near 1 GB.
+MAX_SHEET_CELLS = 5_000_000
 _XLSX_CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=\"([A-Z]{1,3})([0-9]{1,7})\"")
 _XLSB_DIMENSION = b"\x94\x01\x10"  # BrtWsDim record: type 148, 16 bytes of bounds
 
@@ -147,13 +148,17 @@ def _zip_title(data: bytes) -> str | None:
 def _check_extent(archive: zipfile.ZipFile, names: set[str], filename: str) -> None:
     """``FileTooLarge`` for a worksheet whose used area exceeds ``MAX_SHEET_CELLS``.
 
-    XLSX: the span of the cell references in the sheet's XML. XLSB: the sheet's
-    dimension record, as Excel writes it (a forged one is not caught).
+    XLSX: the span of the cell references in the sheet's XML. ODS: the span of the
+    non-empty cells, with their row and column repeats (a 1 KB file can repeat one
+    cell ten million times). XLSB: the sheet's dimension record, as Excel writes it
+    (a forged one is not caught).
     """
     for name in sorted(names):
-        if not name.startswith("xl/worksheets/"):
+        if name == "content.xml":
+            rows, cols = _ods_span(archive.read(name))
+        elif not name.startswith("xl/worksheets/"):
             continue
-        if name.endswith(".xml"):
+        elif name.endswith(".xml"):
             rows, cols = _xlsx_span(archive.read(name))
         elif name.endswith(".bin"):
             rows, cols = _xlsb_span(archive.read(name))
@@ -174,6 +179,56 @@ def _xlsx_span(xml: bytes) -> tuple[int, int]:
     rows = [int(row) for _, row in refs]
     cols = [_column_number(letters) for letters in {letters for letters, _ in refs}]
     return max(rows) - min(rows) + 1, max(cols) - min(cols) + 1
+
+
+_ODS_ROW = tag("table", "table-row")
+_ODS_CELLS = frozenset({tag("table", "table-cell"), tag("table", "covered-table-cell")})
+_ODS_TABLE = tag("table", "table")
+_ODS_VALUE_TYPE = tag("office", "value-type")
+_ODS_ROWS_REPEATED = tag("table", "number-rows-repeated")
+_ODS_COLS_REPEATED = tag("table", "number-columns-repeated")
+
+
+def _ods_span(content: bytes) -> tuple[int, int]:
+    """The largest (rows, columns) span of non-empty cells over the sheets of an ODS."""
+    best = (0, 0)
+    row = 0
+    first = last = -1
+    width = 0
+    for event, element in etree.iterparse(
+        io.BytesIO(content), events=("start", "end"), tag=(_ODS_TABLE, _ODS_ROW),
+        resolve_entities=False, no_network=True, huge_tree=True,
+    ):  # fmt: skip
+        if element.tag == _ODS_TABLE:
+            if event == "start":
+                row, first, last, width = 0, -1, -1, 0
+            elif first >= 0 and (last - first + 1) * width > best[0] * best[1]:
+                best = (last - first + 1, width)
+            continue
+        if event == "start":
+            continue
+        repeat = _repeat(element.get(_ODS_ROWS_REPEATED))
+        column = used = 0
+        for cell in element:
+            if cell.tag not in _ODS_CELLS:
+                continue
+            column += _repeat(cell.get(_ODS_COLS_REPEATED))
+            if cell.get(_ODS_VALUE_TYPE) is not None or len(cell):
+                used = column
+        if used:
+            first = row if first < 0 else first
+            last = row + repeat - 1
+            width = max(width, used)
+        row += repeat
+        element.clear()
+    return best
+
+
+def _repeat(value: str | None) -> int:
+    try:
+        return max(int(value), 1) if value else 1
+    except ValueError:
+        return 1
 
 
 def _column_number(letters: bytes) -> int:

@@ -183,6 +183,29 @@ def test_sheet_stretched_by_a_stray_cell_is_refused_before_calamine_reads_it() -
         parse(data, "sparse.xlsx")
 
 
+def test_ods_cell_repeated_ten_million_times_is_refused() -> None:
+    # LibreOffice repeats empty rows to the end of the sheet: those are fine...
+    tail = (
+        '<table:table-row table:number-rows-repeated="1048570">'
+        '<table:table-cell table:number-columns-repeated="1024"/></table:table-row>'
+    )
+    plain = '<table:table-row><table:table-cell office:value-type="string"><text:p>Plan'
+    plain += "</text:p></table:table-cell></table:table-row>"
+    fine = docs.odf_zip(
+        "spreadsheet", f'<table:table table:name="S">{plain}{plain}{tail}</table:table>'
+    )
+    assert "Plan" in parse(fine, "fine.ods").pages[0].text
+    # ...but one value repeated over 10,000 rows by 1,000 columns is a 1 KB bomb.
+    bomb = (
+        '<table:table table:name="S"><table:table-row table:number-rows-repeated="10000">'
+        '<table:table-cell office:value-type="float" office:value="7" '
+        'table:number-columns-repeated="1000"><text:p>7</text:p></table:table-cell>'
+        "</table:table-row></table:table>"
+    )
+    with pytest.raises(FileTooLarge, match=r"bomb\.ods: a sheet spans 10,000 rows by 1,000"):
+        parse(docs.odf_zip("spreadsheet", bomb), "bomb.ods")
+
+
 def test_ods_rows_and_dates() -> None:
     rows = [["Plan", "Premium", "Start"], ["Basic", 10, dt.date(2024, 3, 1)]]
     doc = parse(docs.make_ods({"Plans": rows}), "plans.ods")
