@@ -56,6 +56,8 @@ _PROTECT_ADVICE = "remove the password in Excel (File > Info > Protect Workbook)
 #: At the limit (e.g. 100,000 rows by 50 columns, all filled) parsing peaks near 1 GB.
 MAX_SHEET_CELLS = 5_000_000
 _XLSX_CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=\"([A-Z]{1,3})([0-9]{1,7})\"")
+_XLSX_ROW_REF = re.compile(rb"<(?:\w+:)?row\b[^>]*?\sr=\"([0-9]{1,7})\"")
+_XLSX_CELL = re.compile(rb"<(?:\w+:)?c[\s>/]")
 _XLSB_DIMENSION = b"\x94\x01\x10"  # BrtWsDim record: type 148, 16 bytes of bounds
 
 
@@ -176,9 +178,13 @@ def _xlsx_span(xml: bytes) -> tuple[int, int]:
     refs = _XLSX_CELL_REF.findall(xml)
     if not refs:
         return 0, 0
-    rows = [int(row) for _, row in refs]
+    # Cells may omit their reference and take the row's: count the rows' own numbers too.
+    rows = [int(row) for _, row in refs] + [int(row) for row in _XLSX_ROW_REF.findall(xml)]
     cols = [_column_number(letters) for letters in {letters for letters, _ in refs}]
-    return max(rows) - min(rows) + 1, max(cols) - min(cols) + 1
+    width = max(cols) - min(cols) + 1
+    # Cells without a reference follow the one before; bound them by their count.
+    unreferenced = len(_XLSX_CELL.findall(xml)) - len(refs)
+    return max(rows) - min(rows) + 1, width + max(unreferenced, 0)
 
 
 _ODS_ROW = tag("table", "table-row")

@@ -4,6 +4,9 @@ notice in the extracted text, sections and errors."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -181,6 +184,28 @@ def test_sheet_stretched_by_a_stray_cell_is_refused_before_calamine_reads_it() -
     data = docs.make_xlsx({"S": [["a"]], "Far": [["b"]]}, far_cell=("Far", 1_000_000, 2000))
     with pytest.raises(FileTooLarge, match=r"sparse\.xlsx: a sheet spans 1,000,001 rows by 2,001"):
         parse(data, "sparse.xlsx")
+
+
+def test_far_row_of_cells_without_references_is_refused() -> None:
+    # Cells may omit r="B7": they take the next column of their row, here row 1,000,000.
+    far_row = b'<row r="1000000">' + b'<c t="inlineStr"><is><t>x</t></is></c>' * 20 + b"</row>"
+    data = _patch_zip(
+        docs.make_xlsx({"S": [["a", "b"]]}),
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(b"</sheetData>", far_row + b"</sheetData>"),
+    )
+    with pytest.raises(FileTooLarge, match=r"a sheet spans 1,000,000 rows by 22 columns"):
+        parse(data, "far.xlsx")
+
+
+def _patch_zip(data: bytes, member: str, change: Callable[[bytes], bytes]) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            content = source.read(info)
+            archive.writestr(info, change(content) if info.filename == member else content)
+    return out.getvalue()
 
 
 def test_ods_cell_repeated_ten_million_times_is_refused() -> None:
