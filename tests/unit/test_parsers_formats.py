@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import struct
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -196,6 +197,18 @@ def test_far_row_of_cells_without_references_is_refused() -> None:
     )
     with pytest.raises(FileTooLarge, match=r"a sheet spans 1,000,000 rows by 22 columns"):
         parse(data, "far.xlsx")
+
+
+def test_xlsb_whose_dimension_spans_past_the_limit_is_refused() -> None:
+    # BrtBeginSheet, then BrtWsDim (type 148, 16 bytes): rows 0..999,999, columns 0..99.
+    dimension = b"\x81\x01\x00" + b"\x94\x01\x10" + struct.pack("<4I", 0, 999_999, 0, 99)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.bin", b"\x83\x01\x00")
+        archive.writestr("xl/worksheets/sheet1.bin", dimension)
+    with pytest.raises(FileTooLarge, match=r"big\.xlsb: a sheet spans 1,000,000 rows by 100"):
+        parse(out.getvalue(), "big.xlsb")
 
 
 def _patch_zip(data: bytes, member: str, change: Callable[[bytes], bytes]) -> bytes:
