@@ -11,8 +11,10 @@ import pytest
 from ingestion.errors import EmptyDocument
 from ingestion.parsers.base import ParsedDocument
 from ingestion.parsers.docx import DocxParser
+from ingestion.parsers.html import HtmlParser
+from ingestion.parsers.text import TextParser
 from tests.fixtures import docs
-from tests.unit.test_parsers import assert_well_formed, texts
+from tests.unit.test_parsers import assert_well_formed, element_with, texts
 
 # --- DOCX ------------------------------------------------------------------------------
 
@@ -135,3 +137,121 @@ def test_docx_with_only_empty_paragraphs_still_says_it_has_no_text() -> None:
     data = docs.docx_with_body("<w:p/>" + _table(f"<w:tr>{docs.docx_cell('')}</w:tr>"))
     with pytest.raises(EmptyDocument, match=r"blank\.docx: DOCX contains no text"):
         DocxParser().parse(data, filename="blank.docx")
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+
+def _page_text(data: bytes) -> str:
+    doc = HtmlParser().parse(data, filename="page.html")
+    assert_well_formed(doc)
+    return doc.pages[0].text
+
+
+def _undeclared(body: str, encoding: str) -> bytes:
+    return f"<html><head><title>Menu</title></head><body>{body}</body></html>".encode(encoding)
+
+
+def test_html_without_charset_in_windows_1252() -> None:
+    text = "Le café est très bon. El niño y João comen. He said \u201cyes\u201d \u2013 twice."
+    assert _page_text(_undeclared(f"<p>{text}</p>", "cp1252")) == text
+
+
+def test_html_http_equiv_latin1_is_read_as_windows_1252() -> None:
+    # Browsers read a page declaring iso-8859-1 as windows-1252 (smart quotes are 0x93/0x94).
+    head = '<meta http-equiv="Content-Type" content="text/html; charset=ISO-8859-1">'
+    data = f"<html><head>{head}</head><body><p>\u201cNiño\u201d</p></body></html>".encode("cp1252")
+    assert _page_text(data) == "\u201cNiño\u201d"
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("员工每年享有二十天带薪年假。请在系统中提交申请，经理审批后生效。", "gbk"),
+        ("従業員は毎年二十日の有給休暇を取得できます。申請はシステムで。", "shift_jis"),
+        ("Сотрудники получают двадцать дней оплачиваемого отпуска каждый год.", "cp1251"),
+    ],
+)
+def test_html_without_charset_in_other_scripts_keeps_the_detected_encoding(
+    text: str, encoding: str
+) -> None:
+    assert _page_text(_undeclared(f"<p>{text}</p>", encoding)) == text
+
+
+def test_text_file_in_windows_1252_french() -> None:
+    # charset-normalizer alone picks cp1257 here: "élčves".
+    text = "Le café était très bon, et les élèves étaient là à côté de l'église."
+    doc = TextParser().parse(text.encode("cp1252"), filename="note.txt")
+    assert doc.pages[0].text == text
+
+
+LAYOUT_PAGE = """
+<table><tr><td><img src="logo.gif"></td><td>
+  <table width="435"><tr><td><font size="2">
+    <b>How to Start a Startup</b><br><br>You need three things to create a startup.<br><br>
+    Most startups that fail do so because they make something nobody wants.
+  </font></td></tr></table>
+  <table><tr><th>Stage</th><th>Months</th></tr><tr><td>Seed</td><td>6</td></tr></table>
+</td></tr></table>
+"""
+
+
+def test_html_table_layout_stores_each_sentence_once() -> None:
+    doc = HtmlParser().parse(docs.make_html(LAYOUT_PAGE), filename="essay.html")
+    assert_well_formed(doc)
+    page = doc.pages[0].text
+    for sentence in (
+        "How to Start a Startup",
+        "You need three things to create a startup.",
+        "Most startups that fail do so because they make something nobody wants.",
+        "Seed",
+    ):
+        assert page.count(sentence) == 1, sentence
+    assert texts(doc, "text") == [
+        "How to Start a Startup",
+        "You need three things to create a startup.",
+        "Most startups that fail do so because they make something nobody wants.",
+    ]
+    assert texts(doc, "table") == ["Stage | Months\nSeed | 6"]
+
+
+NESTED_PAGE = """
+<ul>
+  <li><p>Book the room.</p><p>Invite the team.</p></li>
+  <li>Install it: <pre>pip install lantern</pre></li>
+  <li>Prices<table><tr><td>Basic</td><td>$0</td></tr></table></li>
+  <li>Travel<ol><li>Flights need approval.</li></ol></li>
+</ul>
+<dl><dt>PTO</dt><dd>Paid time off.</dd></dl>
+<figure><img src="chart.png"><figcaption>Leave taken per year.</figcaption></figure>
+<table><caption>Plans offered.</caption><thead><tr><th>Plan</th><th>Notes</th></tr></thead>
+<tbody><tr><td>Basic</td><td><p>Free.</p><p>No dental.</p></td></tr></tbody></table>
+"""
+
+
+def test_html_nested_blocks_store_each_sentence_once() -> None:
+    doc = HtmlParser().parse(docs.make_html(NESTED_PAGE), filename="guide.html")
+    assert_well_formed(doc)
+    page = doc.pages[0].text
+    for sentence in (
+        "Book the room.", "Invite the team.", "pip install lantern", "Flights need approval.",
+        "PTO", "Paid time off.", "Leave taken per year.", "Plans offered.", "No dental.",
+    ):  # fmt: skip
+        assert page.count(sentence) == 1, sentence
+    assert texts(doc, "list") == [
+        "- Book the room. Invite the team.\n- Install it: pip install lantern\n"
+        "- Prices Basic $0\n- Travel\n  1. Flights need approval."
+    ]
+    assert texts(doc, "table") == ["Plan | Notes\nBasic | Free. No dental."]
+
+
+def test_html_two_column_layout_keeps_its_headings() -> None:
+    body = (
+        "<table><tr><td><a href='/'>Home</a></td><td><h1>Expenses</h1>"
+        "<p>Claim within 30 days.</p><h2>Travel</h2><p>Book through the portal.</p>"
+        "</td></tr></table>"
+    )
+    doc = HtmlParser().parse(docs.make_html(body), filename="expenses.html")
+    assert texts(doc, "heading") == ["Expenses", "Travel"]
+    assert element_with(doc, "portal").section_path == ("Expenses", "Travel")
+    assert doc.pages[0].text.count("Claim within 30 days.") == 1
