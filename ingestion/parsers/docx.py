@@ -6,7 +6,8 @@ What Word shows but ``document.iter_inner_content()`` does not reach is read fro
 the XML as well: content controls (``w:sdt``), text boxes (``w:txbxContent``, one
 copy of each: Word writes a DrawingML box and a VML fallback of the same text),
 tables nested in table cells (each its own table block, right after the table
-that holds it) and headers and footers (once each, before and after the body).
+that holds it), footnotes and endnotes (after the body) and headers and footers
+(once each, before the body and at the very end).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 import docx
 from docx.document import Document
 from docx.enum.style import WD_STYLE_TYPE
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.part import XmlPart
+from docx.oxml.parser import parse_xml
 from lxml import etree
 
 from ingestion.detect import DOCX_MIME
@@ -52,18 +56,26 @@ _FALLBACK, _CHOICE = f"{_MC}Fallback", f"{_MC}Choice"
 # First-page header before the default one, even-page last: the order a reader meets them.
 _HEADER_TYPES = {"first": 0, "default": 1, "even": 2}
 _REFERENCES = {f"{_W}headerReference": "header", f"{_W}footerReference": "footer"}
-# The text python-docx's ``Paragraph.text`` reads (runs, also inside hyperlinks), as one
-# compiled XPath: python-docx evaluates two fresh XPath strings per paragraph and run,
-# which made table-heavy files cost about 2 s per MB of XML.
+# The text of a paragraph's runs, as python-docx's ``Paragraph.text`` reads each run,
+# as one compiled XPath: python-docx evaluates two fresh XPath strings per paragraph
+# and run, which made table-heavy files cost about 2 s per MB of XML. python-docx reads
+# only runs that are children of the paragraph or of a hyperlink; Word also shows runs
+# in inline content controls, tracked insertions, simple fields, smart tags... (up to
+# two wrappers deep here), but not deleted or moved-away runs, not the VML fallback
+# copy of a run, and not runs inside a run (those of a text box, read on their own).
+_NOT_RUN = "*[not(self::w:r)]"
 _PARAGRAPH_TEXT = etree.XPath(
-    "(w:r | w:hyperlink/w:r)/*[self::w:br or self::w:cr or self::w:noBreakHyphen "
+    f"(w:r | {_NOT_RUN}/w:r | {_NOT_RUN}/{_NOT_RUN}/w:r)"
+    "[not(parent::w:del or parent::w:moveFrom or parent::mc:Fallback)]"
+    "/*[self::w:br or self::w:cr or self::w:noBreakHyphen "
     "or self::w:ptab or self::w:t or self::w:tab]",
-    namespaces={"w": _W[1:-1]},
+    namespaces={"w": _W[1:-1], "mc": _MC[1:-1]},
 )
 
 
 def _text(p: Any) -> str:
-    """The text of a ``w:p`` element, exactly as ``Paragraph.text`` gives it."""
+    """The text of a ``w:p`` element: what ``Paragraph.text`` gives, plus the runs
+    Word shows that python-docx skips (see ``_PARAGRAPH_TEXT``)."""
     return "".join(str(e) for e in _PARAGRAPH_TEXT(p))
 
 
@@ -112,6 +124,8 @@ def _walk(document: Document) -> tuple[DocumentBuilder, str | None]:
         _Walker(builder, numbering, styles, seen=seen).story(root)
     walker = _Walker(builder, numbering, styles)
     walker.story(body)
+    for note in _notes(document):
+        _Walker(builder, numbering, styles).story(note)
     for root in footers:
         _Walker(builder, numbering, styles, seen=seen).story(root)
     return builder, walker.first_heading
@@ -296,6 +310,23 @@ def _header_footer_parts(document: Document, body: Any) -> tuple[list[Any], list
         [root for *_, root in sorted(found["header"], key=lambda f: f[:2])],
         [root for *_, root in sorted(found["footer"], key=lambda f: f[:2])],
     )
+
+
+def _notes(document: Document) -> list[Any]:
+    """The footnotes, then the endnotes (``w:footnote``/``w:endnote`` elements) in the
+    order of their parts, without Word's separator pseudo-notes. python-docx has no
+    notes API: their parts are plain parts, parsed here with its XML parser."""
+    notes: list[Any] = []
+    for reltype, tag in ((RT.FOOTNOTES, f"{_W}footnote"), (RT.ENDNOTES, f"{_W}endnote")):
+        for rel in document.part.rels.values():
+            if rel.reltype != reltype or rel.is_external:
+                continue
+            part = rel.target_part
+            root = part.element if isinstance(part, XmlPart) else parse_xml(part.blob)
+            notes.extend(
+                note for note in root.iterchildren(tag) if note.get(f"{_W}type") in (None, "normal")
+            )
+    return notes
 
 
 def _starts_new_list(items: list[ListItem], item: ListItem) -> bool:

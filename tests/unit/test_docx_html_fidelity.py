@@ -116,6 +116,36 @@ def test_docx_content_controls_are_read() -> None:
     ]
 
 
+def test_docx_runs_word_shows_inside_wrappers() -> None:
+    sdt = "<w:sdt><w:sdtPr/><w:sdtContent>{}</w:sdtContent></w:sdt>"
+    run = "<w:r><w:t xml:space='preserve'>{}</w:t></w:r>"
+    paragraph = (
+        "<w:p>"
+        + run.format("Signed by ")
+        + sdt.format(run.format("Jane Roe"))  # an inline content control (a form field)
+        + f"<w:ins w:id='1' w:author='x'>{run.format(' on 3 May')}</w:ins>"
+        + "<w:del w:id='2' w:author='x'><w:r><w:delText> on 2 May</w:delText></w:r></w:del>"
+        + f"<w:smartTag w:uri='u' w:element='place'>{run.format(' in Leeds')}</w:smartTag>"
+        + f"<w:fldSimple w:instr='PAGE'>{run.format(', page 4')}</w:fldSimple>"
+        + "</w:p>"
+    )
+    assert texts(_parse_docx(docs.docx_with_body(paragraph))) == [
+        "Signed by Jane Roe on 3 May in Leeds, page 4"
+    ]
+
+
+def test_docx_footnotes_after_the_body() -> None:
+    body = (
+        "<w:p><w:r><w:t>The policy applies to contractors.</w:t></w:r>"
+        '<w:r><w:footnoteReference w:id="1"/></w:r></w:p>'
+    )
+    data = docs.docx_with_body(body, footnotes=["Except agency staff, see annex B."])
+    assert texts(_parse_docx(data)) == [
+        "The policy applies to contractors.",
+        "Except agency staff, see annex B.",
+    ]
+
+
 def test_docx_header_and_footer_once_around_the_body() -> None:
     data = docs.headed_docx(
         "ACME Confidential", "Page footer: internal use", ["One.", "Two.", "Three."]
