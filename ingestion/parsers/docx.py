@@ -3,11 +3,12 @@ interleaved. Heading styles build the section path, list paragraphs merge into
 list blocks, tables become ``a | b`` rows. DOCX has no fixed pages: one page.
 
 What Word shows but ``document.iter_inner_content()`` does not reach is read from
-the XML as well: content controls (``w:sdt``), text boxes (``w:txbxContent``, one
-copy of each: Word writes a DrawingML box and a VML fallback of the same text),
-tables nested in table cells (each its own table block, right after the table
-that holds it), footnotes and endnotes (after the body) and headers and footers
-(once each, before the body and at the very end).
+the XML as well: content controls (``w:sdt``; not the table of contents, a copy of
+the headings), text boxes (``w:txbxContent``, one copy of each: Word writes a
+DrawingML box and a VML fallback of the same text) after the paragraph that
+anchors them, tables nested in table cells (each its own table block, right after
+the table that holds it), footnotes and endnotes (after the body) and headers and
+footers (each block once, before the body and at the very end).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _P, _TBL, _TR, _TC = f"{_W}p", f"{_W}tbl", f"{_W}tr", f"{_W}tc"
 _SDT, _SDT_CONTENT, _CUSTOM_XML = f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"
 _TXBX = f"{_W}txbxContent"
+_TOC_GALLERY = f"{_W}sdtPr/{_W}docPartObj/{_W}docPartGallery"
 _FALLBACK, _CHOICE = f"{_MC}Fallback", f"{_MC}Choice"
 # First-page header before the default one, even-page last: the order a reader meets them.
 _HEADER_TYPES = {"first": 0, "default": 1, "even": 2}
@@ -215,11 +217,12 @@ class _Walker:
 
 def _unwrap(parent: Any) -> Iterator[Any]:
     """The children of ``parent``, looking through content controls and custom XML,
-    which wrap paragraphs, tables, rows and cells alike."""
+    which wrap paragraphs, tables, rows and cells alike. Word's table of contents (a
+    content control) is skipped: it repeats the headings, with page numbers."""
     for child in parent:
         if child.tag == _SDT:
             content = child.find(_SDT_CONTENT)
-            if content is not None:
+            if content is not None and _val(child.find(_TOC_GALLERY)) != "Table of Contents":
                 yield from _unwrap(content)
         elif child.tag == _CUSTOM_XML:
             yield from _unwrap(child)

@@ -116,6 +116,16 @@ def test_docx_content_controls_are_read() -> None:
     ]
 
 
+def test_docx_table_of_contents_does_not_repeat_the_headings() -> None:
+    gallery = '<w:docPartObj><w:docPartGallery w:val="Table of Contents"/></w:docPartObj>'
+    toc = f"<w:sdt><w:sdtPr>{gallery}</w:sdtPr><w:sdtContent>{{}}</w:sdtContent></w:sdt>"
+    heading = '<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Benefits</w:t></w:r></w:p>'
+    data = docs.docx_with_body(
+        toc.format(docs.docx_paragraph("Benefits\t2")) + heading + docs.docx_paragraph("Dental.")
+    )
+    assert texts(_parse_docx(data)) == ["Benefits", "Dental."]
+
+
 def test_docx_runs_word_shows_inside_wrappers() -> None:
     sdt = "<w:sdt><w:sdtPr/><w:sdtContent>{}</w:sdtContent></w:sdt>"
     run = "<w:r><w:t xml:space='preserve'>{}</w:t></w:r>"
