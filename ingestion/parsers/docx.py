@@ -307,8 +307,10 @@ def _header_footer_parts(document: Document, body: Any) -> tuple[list[Any], list
             if kind is None or r_id is None or r_id in seen or r_id not in related:
                 continue
             seen.add(r_id)
-            order = _HEADER_TYPES.get(ref.get(f"{_W}type") or "default", 1)
-            found[kind].append((number, order, related[r_id].element))
+            root = _part_root(related[r_id])
+            if root is not None:
+                order = _HEADER_TYPES.get(ref.get(f"{_W}type") or "default", 1)
+                found[kind].append((number, order, root))
     return (
         [root for *_, root in sorted(found["header"], key=lambda f: f[:2])],
         [root for *_, root in sorted(found["footer"], key=lambda f: f[:2])],
@@ -324,12 +326,24 @@ def _notes(document: Document) -> list[Any]:
         for rel in document.part.rels.values():
             if rel.reltype != reltype or rel.is_external:
                 continue
-            part = rel.target_part
-            root = part.element if isinstance(part, XmlPart) else parse_xml(part.blob)
-            notes.extend(
-                note for note in root.iterchildren(tag) if note.get(f"{_W}type") in (None, "normal")
-            )
+            root = _part_root(rel.target_part)
+            if root is not None:
+                notes.extend(
+                    n for n in root.iterchildren(tag) if n.get(f"{_W}type") in (None, "normal")
+                )
     return notes
+
+
+def _part_root(part: Any) -> Any:
+    """The root element of a part python-docx may not have parsed (it loads notes as
+    plain parts); None, logged, when the XML is broken: the body still counts."""
+    if isinstance(part, XmlPart):
+        return part.element
+    try:
+        return parse_xml(part.blob)
+    except etree.XMLSyntaxError as e:
+        logger.warning("skipping unreadable DOCX part %s: %s", part.partname, e)
+        return None
 
 
 def _starts_new_list(items: list[ListItem], item: ListItem) -> bool:

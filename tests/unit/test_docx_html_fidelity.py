@@ -5,6 +5,7 @@ layouts, nested lists, undeclared legacy encodings)."""
 from __future__ import annotations
 
 import io
+import zipfile
 
 import pytest
 
@@ -154,6 +155,17 @@ def test_docx_footnotes_after_the_body() -> None:
         "The policy applies to contractors.",
         "Except agency staff, see annex B.",
     ]
+
+
+def test_docx_with_a_broken_footnotes_part_keeps_its_body() -> None:
+    data = docs.docx_with_body(docs.docx_paragraph("Body text."), footnotes=["A note."])
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for item in source.infolist():
+            broken = item.filename == "word/footnotes.xml"
+            z.writestr(item, b"<w:footnotes><unclosed" if broken else source.read(item))
+    assert texts(_parse_docx(out.getvalue())) == ["Body text."]
 
 
 def test_docx_header_and_footer_once_around_the_body() -> None:
