@@ -38,20 +38,20 @@ _BROKEN = re.compile(rf"([^\W\d_]+(?:-[^\W\d_]+)*){HYPHEN_MARK}([^\W\d_]+(?:-[^\
 
 def word_counts(lines: Iterable[Line | None]) -> Counter[str]:
     """How often each word, and each two-part hyphenated form, occurs within a line."""
-    counts: Counter[str] = Counter()
-    for line in lines:
-        if line is None or line.table:
-            continue
-        for word in _WORD.findall(line.text):
-            word = word.lower()
-            counts[word] += 1
-            parts = word.split("-")
-            counts.update("-".join(pair) for pair in itertools.pairwise(parts))
+    text = "\n".join(line.text for line in lines if line is not None and not line.table)
+    words = _WORD.findall(text.lower())
+    counts = Counter(words)
+    for word in words:
+        if "-" in word:
+            counts.update("-".join(pair) for pair in itertools.pairwise(word.split("-")))
     return counts
 
 
 def mend_hyphens(pages: Sequence[Sequence[Line | None]]) -> list[list[Line | None]]:
     """The pages with every ``HYPHEN_MARK`` resolved (see the module docstring)."""
+    marked = [line for lines in pages for line in lines if line and HYPHEN_MARK in line.text]
+    if not marked:
+        return [list(lines) for lines in pages]
     counts = word_counts(line for lines in pages for line in lines)
     return [
         [

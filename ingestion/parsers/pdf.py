@@ -42,7 +42,6 @@ PDFIUM_LOCK = threading.Lock()
 _BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # CRLF is one break, never CR + LF
 _TOKENS = re.compile(rf"(?P<blank>{_BREAK}(?:[ \t]*{_BREAK})+)|(?P<line>[^\r\n]+)")
 _METADATA_KEYS = ("Author", "Subject", "Keywords", "Creator", "Producer")
-_SPACES = re.compile(r"\s+")
 _GUTTER_EMS = 0.8  # a gap this many font sizes wide inside a line may be a column gutter
 
 
@@ -147,7 +146,7 @@ def _read_lines(textpage: pdfium.PdfTextPage) -> list[Line | None]:
     """Lines of the page; ``None`` marks a blank line. Geometry is read only when
     pdfium's text indices match its char indices (true for nearly all PDFs)."""
     raw = textpage.get_text_range()
-    geometry = len(raw) == textpage.count_chars()
+    geometry = _Geometry(textpage) if len(raw) == textpage.count_chars() else None
     lines: list[Line | None] = []
     for match in _TOKENS.finditer(raw):
         text = match.group("line")
@@ -158,78 +157,67 @@ def _read_lines(textpage: pdfium.PdfTextPage) -> list[Line | None]:
         if text is None or not text.strip():
             lines.append(None)
             continue
-        if not geometry:
+        if geometry is None:
             lines.append(Line(text.strip()))
             continue
         first = match.start() + len(text) - len(text.lstrip())
-        lines.append(_geometry(textpage, text.strip(), first))
+        lines.append(geometry.line(text.strip(), first))
     return lines
 
 
-def _geometry(textpage: pdfium.PdfTextPage, text: str, first: int) -> Line:
-    """The line with its position, cut into pieces at gaps wide enough to be a gutter.
+class _Geometry:
+    """Positions of a text page's lines, cut into pieces at gaps wide enough to be a
+    column gutter. pdfium's text rectangles (one per text object in a line) give the
+    gaps; the character at the far side of a wide gap is where the line is cut."""
 
-    pdfium's text rectangles (one per text object in the line) are cheap; only a line
-    whose rectangles leave a wide gap is measured character by character."""
-    x, y = ctypes.c_double(), ctypes.c_double()
-    ok = pdfium_c.FPDFText_GetCharOrigin(textpage, first, ctypes.byref(x), ctypes.byref(y))
-    size = float(pdfium_c.FPDFText_GetFontSize(textpage, first))
-    baseline = y.value if ok else None
-    boxes = [
-        _rect(textpage, i) for i in range(pdfium_c.FPDFText_CountRects(textpage, first, len(text)))
-    ]
-    if not boxes:
-        return Line(text, baseline, size)
-    x0, x1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
-    wide = _GUTTER_EMS * max(size, 1.0)
-    if all(b[0] - a[1] < wide for a, b in itertools.pairwise(boxes)):
-        return Line(text, baseline, size, x0, x1)
-    pieces: list[Line] = []
-    start = 0  # of the current piece, in ``text``
-    for space in _SPACES.finditer(text):
-        before = _char_box(textpage, first + space.start() - 1)
-        after = _char_box(textpage, first + space.end())
-        if after[0] - before[1] >= wide:
-            left = x0 if not pieces else _char_box(textpage, first + start)[0]
-            pieces.append(
-                _piece(textpage, text[start : space.start()], first + start, left, before[1])
-            )
-            start = space.end()
-    if not pieces:
-        return Line(text, baseline, size, x0, x1)
-    left = _char_box(textpage, first + start)[0]
-    pieces.append(_piece(textpage, text[start:], first + start, left, x1))
-    return Line(text, baseline, size, x0, x1, tuple(pieces))
+    def __init__(self, textpage: pdfium.PdfTextPage) -> None:
+        self._page = textpage
+        self._a, self._b, self._c, self._d = (ctypes.c_double() for _ in range(4))
 
+    def line(self, text: str, first: int) -> Line:
+        baseline, size = self._origin(first)
+        rects = [self._rect(i) for i in range(self._count_rects(first, len(text)))]
+        if not rects:
+            return Line(text, baseline, size)
+        x0, x1 = min(r[0] for r in rects), max(r[1] for r in rects)
+        wide = _GUTTER_EMS * max(size, 1.0)
+        pieces: list[Line] = []
+        start, left = 0, x0  # the current piece: where it starts in ``text``, its left edge
+        for a, b in itertools.pairwise(rects):
+            if b[0] - a[1] < wide:
+                continue
+            cut = self._char_at(b[0] + 0.5, (b[2] + b[3]) / 2) - first
+            if not (start < cut < len(text)) or not text[cut - 1].isspace():
+                continue
+            piece_y, piece_size = self._origin(first + start)
+            pieces.append(Line(text[start:cut].strip(), piece_y, piece_size, left, a[1]))
+            start, left = cut, b[0]
+        if not pieces:
+            return Line(text, baseline, size, x0, x1)
+        piece_y, piece_size = self._origin(first + start)
+        pieces.append(Line(text[start:].strip(), piece_y, piece_size, left, x1))
+        return Line(text, baseline, size, x0, x1, tuple(pieces))
 
-def _piece(textpage: pdfium.PdfTextPage, text: str, index: int, x0: float, x1: float) -> Line:
-    x, y = ctypes.c_double(), ctypes.c_double()
-    ok = pdfium_c.FPDFText_GetCharOrigin(textpage, index, ctypes.byref(x), ctypes.byref(y))
-    size = float(pdfium_c.FPDFText_GetFontSize(textpage, index))
-    return Line(text, y.value if ok else None, size, x0, x1)
+    def _origin(self, index: int) -> tuple[float | None, float]:
+        a, b = self._a, self._b
+        ok = pdfium_c.FPDFText_GetCharOrigin(self._page, index, ctypes.byref(a), ctypes.byref(b))
+        return (b.value if ok else None), float(pdfium_c.FPDFText_GetFontSize(self._page, index))
 
+    def _count_rects(self, first: int, count: int) -> int:
+        return int(pdfium_c.FPDFText_CountRects(self._page, first, count))
 
-def _rect(textpage: pdfium.PdfTextPage, index: int) -> tuple[float, float]:
-    left, top, right, bottom = (ctypes.c_double() for _ in range(4))
-    pdfium_c.FPDFText_GetRect(
-        textpage,
-        index,
-        ctypes.byref(left),
-        ctypes.byref(top),
-        ctypes.byref(right),
-        ctypes.byref(bottom),
-    )
-    return left.value, right.value
+    def _rect(self, index: int) -> tuple[float, float, float, float]:
+        """Left, right, bottom, top of text rectangle ``index``."""
+        left, top, right, bottom = self._a, self._b, self._c, self._d
+        pdfium_c.FPDFText_GetRect(
+            self._page,
+            index,
+            ctypes.byref(left),
+            ctypes.byref(top),
+            ctypes.byref(right),
+            ctypes.byref(bottom),
+        )
+        return left.value, right.value, bottom.value, top.value
 
-
-def _char_box(textpage: pdfium.PdfTextPage, index: int) -> tuple[float, float]:
-    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
-    pdfium_c.FPDFText_GetCharBox(
-        textpage,
-        index,
-        ctypes.byref(left),
-        ctypes.byref(right),
-        ctypes.byref(bottom),
-        ctypes.byref(top),
-    )
-    return left.value, right.value
+    def _char_at(self, x: float, y: float) -> int:
+        return int(pdfium_c.FPDFText_GetCharIndexAtPos(self._page, x, y, 1.0, 1.0))
