@@ -3,15 +3,17 @@
 When a line ends in a hyphen and the next line goes on with the word, pdfium
 joins the two lines and puts ``HYPHEN_MARK`` (U+FFFE; ``\\x02`` in some
 builds) where the hyphen was. Left as a hyphen, "re-trieval" would never match
-a search for "retrieval". Between two lowercase letters the mark is dropped,
-unless the evidence says the hyphen is part of a compound:
+a search for "retrieval". Between two lowercase words (the first may be
+capitalised: "Infor-" / "mation") the mark is dropped, unless the evidence
+says the hyphen is part of a compound:
 
 1. the document itself: the hyphenated form ("well-known") occurs elsewhere,
    within a line, more often than the joined form ("wellknown");
 2. with no such evidence, a part of a longer compound ("state-of-the-" / "art")
    or a prefix that takes a hyphen ("self-", "non-", "co-", ...).
 
-Anywhere else (digits, capitals, the end of a line) the mark is a plain "-".
+Anywhere else (digits, capitals inside a word as in "YYMMDDhhmm-hh", the end
+of a line) the mark is a plain "-".
 Hand-written: the libraries that dehyphenate (e.g. pyphen's dictionaries) say
 where a word may break, not whether a given break was a compound's hyphen.
 """
@@ -69,7 +71,9 @@ def mend(text: str, counts: Counter[str]) -> str:
 
     def join(match: re.Match[str]) -> str:
         head, tail = match.group(1), match.group(2)
-        if head[-1].islower() and tail[0].islower() and not _is_compound(head, tail, counts):
+        before, after = head.rsplit("-", 1)[-1], tail.split("-", 1)[0]
+        words = (before[1:] or before).islower() and after.islower()
+        if words and not _is_compound(head, tail, counts):
             return head + tail
         return f"{head}-{tail}"
 

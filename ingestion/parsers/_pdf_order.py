@@ -20,8 +20,10 @@ from dataclasses import dataclass, replace
 
 from ingestion.parsers._pdf_layout import Line
 
-_MIN_COLUMN_LINES = 3  # each side of a gutter holds at least this many lines...
-_MIN_COLUMN_CHARS = 15  # ...whose median length is prose-like (not a key/value list)
+_MIN_COLUMN_LINES = 3  # each side of a gutter holds at least this many lines,
+_MIN_COLUMN_CHARS = 15  # of a prose-like median length (not a key/value list),
+_MIN_FILL = 0.6  # most of them filling the column's width (not indented notes),
+_MIN_SHARE = 0.25  # and each side holds at least this share of the text
 _MAX_CROSSING = 0.2  # at most this share of the lines may run across the gutter
 _MAX_DEPTH = 3  # gutters inside a column (three or four columns)
 _TOLERANCE = 1.0  # points
@@ -166,6 +168,9 @@ def _gutter(segments: list[Line]) -> float | None:
             continue
         if not (_prose(left) and _prose(right)):
             continue
+        chars = [sum(len(s.text) for s in side) for side in (left, right)]
+        if min(chars) < _MIN_SHARE * sum(chars):
+            continue
         score = min(len(left), len(right))
         if best is None or score > best[0]:
             best = (score, x)
@@ -174,9 +179,12 @@ def _gutter(segments: list[Line]) -> float | None:
 
 def _prose(lines: list[Line]) -> bool:
     texts = [s for s in lines if not s.table]
+    if len(texts) < _MIN_COLUMN_LINES:
+        return False
+    width = max(_right(s) for s in texts) - min(_left(s) for s in texts)
     return (
-        len(texts) >= _MIN_COLUMN_LINES
-        and statistics.median(len(s.text) for s in texts) >= _MIN_COLUMN_CHARS
+        statistics.median(len(s.text) for s in texts) >= _MIN_COLUMN_CHARS
+        and statistics.median(_right(s) - _left(s) for s in texts) >= _MIN_FILL * width
     )
 
 

@@ -23,14 +23,22 @@ from ingestion.parsers._pdf_order import Table
 
 logger = logging.getLogger(__name__)
 
-_MIN_EXTENT = 1.0  # points: a ruling line across this much, or a rectangle
+# Points: a table's rules (or cell rectangles) reach this far across and this far
+# down (a row's height); dashes, underlines and thick title rules do not do both.
+_MIN_ACROSS = 20.0
+_MIN_DOWN = 8.0
+_THIN = 2.0  # a path narrower than this is a line, not a rectangle
+_GRID_SEGMENTS = 6  # a path of this many segments may draw a whole grid
 
 
 def may_have_rules(page: pdfium.PdfPage) -> bool:
-    """Whether the page draws something that could rule a table: paths reaching
-    both across and down (a lone horizontal rule under a header cannot), or a form
-    XObject (its content is not looked into). Call under ``PDFIUM_LOCK``."""
-    across = down = False
+    """Whether the page draws something that could rule a table of two rows and two
+    columns: rules (or cell edges) at three x positions and three y positions, a
+    path large and complex enough to be a grid, or a form XObject (not looked
+    into). A box around a code sample or a rule under a header is not enough.
+    Call under ``PDFIUM_LOCK``."""
+    xs: set[int] = set()
+    ys: set[int] = set()
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
     for index in range(pdfium_c.FPDFPage_CountObjects(page)):
         obj = pdfium_c.FPDFPage_GetObject(page, index)
@@ -43,9 +51,19 @@ def may_have_rules(page: pdfium.PdfPage) -> bool:
             obj, ctypes.byref(left), ctypes.byref(bottom), ctypes.byref(right), ctypes.byref(top)
         ):
             continue
-        across = across or right.value - left.value >= _MIN_EXTENT
-        down = down or top.value - bottom.value >= _MIN_EXTENT
-        if across and down:
+        width, height = right.value - left.value, top.value - bottom.value
+        big = width >= _MIN_ACROSS and height >= _MIN_DOWN
+        if big and pdfium_c.FPDFPath_CountSegments(obj) >= _GRID_SEGMENTS:
+            return True
+        if height >= _MIN_DOWN:
+            xs.add(round(left.value))
+            if width >= _THIN:
+                xs.add(round(right.value))
+        if width >= _MIN_ACROSS:
+            ys.add(round(bottom.value))
+            if height >= _THIN:
+                ys.add(round(top.value))
+        if len(xs) >= 3 and len(ys) >= 3:
             return True
     return False
 

@@ -132,6 +132,11 @@ def test_pdf_hyphen_kept_when_the_document_writes_the_word_with_one() -> None:
     assert "email" not in text
 
 
+def test_pdf_hyphen_inside_a_code_is_kept() -> None:
+    data = docs.make_pdf_lines(["Times in the log are written YYMMDDhhmm-", "hh and sorted."])
+    assert "YYMMDDhhmm-hh and sorted" in parse(data).pages[0].text
+
+
 # --- columns -----------------------------------------------------------------------------
 
 
