@@ -33,7 +33,9 @@ class Line:
     ``x0``/``x1`` are its left and right edges. ``pieces`` is the line cut at
     wide horizontal gaps (two columns' lines that pdfium read as one), empty
     when there is no such gap. A ``table`` line holds a whole table, one row a
-    line, and its ``y`` is the table's top edge.
+    line, and its ``y`` is the table's top edge. A ``continued`` line goes on with
+    the sentence of the line before it although it sits higher up the page (the
+    top of the next column), so no paragraph starts there.
     """
 
     text: str
@@ -43,6 +45,7 @@ class Line:
     x1: float | None = None
     pieces: tuple[Line, ...] = ()
     table: bool = False
+    continued: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ def split_paragraphs(lines: Sequence[Line | None]) -> list[list[Line]]:
 def _is_break(previous: Line, line: Line, usual: float) -> bool:
     if previous.table or line.table:
         return True
+    if line.continued:
+        return False
     if previous.y is None or line.y is None:
         return False
     gap = previous.y - line.y

@@ -97,7 +97,8 @@ def _table_line(table: Table) -> Line:
 def reading_order(lines: Sequence[Line | None]) -> list[Line | None]:
     """The page's lines column by column when it has columns; otherwise unchanged.
 
-    ``None`` (a blank line) separates the columns and bands of the result."""
+    ``None`` (a blank line) separates the columns and bands of the result, except
+    where a sentence runs on from the foot of one column to the head of the next."""
     segments = [p for line in lines if line is not None for p in line.pieces or (line,)]
     if any(s.x0 is None or s.x1 is None or s.y is None for s in segments):
         return list(lines)
@@ -106,10 +107,23 @@ def reading_order(lines: Sequence[Line | None]) -> list[Line | None]:
         return list(lines)
     out: list[Line | None] = []
     for group in _groups(segments, gutter, 1):
-        if out:
+        lines_ = [replace(s, pieces=()) for s in group]
+        previous = out[-1] if out else None
+        if previous is not None and _runs_on(previous, lines_[0]):
+            lines_[0] = replace(lines_[0], continued=True)
+        elif out:
             out.append(None)
-        out.extend(replace(s, pieces=()) for s in group)
+        out.extend(lines_)
     return out
+
+
+def _runs_on(previous: Line, line: Line) -> bool:
+    """Whether ``line`` goes on with ``previous``'s sentence: no sentence end before,
+    a lowercase word after."""
+    if previous.table or line.table:
+        return False
+    end, start = previous.text.rstrip(), line.text.lstrip()
+    return bool(end and start) and end[-1] not in ".!?:;" and start[0].islower()
 
 
 def _groups(segments: list[Line], gutter: float, depth: int) -> list[list[Line]]:

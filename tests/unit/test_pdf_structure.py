@@ -154,6 +154,19 @@ def test_pdf_two_columns_read_left_then_right(row_by_row: bool) -> None:
     assert text.index("erodes") > text.index("blur the match")
 
 
+@pytest.mark.parametrize("row_by_row", [False, True])
+def test_pdf_sentence_running_on_into_the_next_column_stays_whole(row_by_row: bool) -> None:
+    left, right = LEFT.split(" which helps ")
+    data = docs.make_two_column_pdf(
+        left + " which helps the", right.removeprefix("the ") + " " + RIGHT, row_by_row=row_by_row
+    )
+    doc = parse(data)
+    element = element_with(doc, "ranking model")
+    assert "Short passages keep one idea each, which helps the ranking model decide." in " ".join(
+        doc.element_text(element).split()
+    )
+
+
 def test_pdf_single_column_page_keeps_its_order() -> None:
     pages = ["Short line.\nAnother short line that is a bit longer than the first one.\nEnd."]
     text = parse(docs.make_pdf(pages)).pages[0].text
