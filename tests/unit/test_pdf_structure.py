@@ -69,6 +69,12 @@ def test_pdf_prose_page_has_no_table() -> None:
     assert "twenty days of paid leave" in doc.pages[0].text
 
 
+def test_pdf_paragraph_in_a_box_is_not_a_table() -> None:
+    doc = parse(docs.make_boxed_pdf(BEFORE + " " + AFTER))
+    assert texts(doc, "table") == []
+    assert "monthly premium" in doc.pages[0].text
+
+
 def test_pdf_unreadable_table_area_keeps_the_words_as_lines(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
