@@ -41,11 +41,13 @@ class Table:
     text: str
 
     def holds(self, line: Line) -> bool:
+        """Whether the line lies wholly inside the table: one reaching out of it keeps
+        its words (some would otherwise be lost), even if it repeats a cell's."""
         if line.x0 is None or line.x1 is None or line.y is None:
             return False
-        middle = (line.x0 + line.x1) / 2
         return (
-            self.x0 - _TOLERANCE <= middle <= self.x1 + _TOLERANCE
+            self.x0 - _TOLERANCE <= line.x0
+            and line.x1 <= self.x1 + _TOLERANCE
             and self.bottom - _TOLERANCE <= line.y <= self.top + _TOLERANCE
         )
 
