@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from ingestion.errors import UnsupportedFormat
 from ingestion.parsers.base import Parser
 from ingestion.parsers.docx import DocxParser
+from ingestion.parsers.eml import EmlParser
 from ingestion.parsers.html import HtmlParser
 from ingestion.parsers.markdown import MarkdownParser
+from ingestion.parsers.msg import MsgParser
 from ingestion.parsers.pdf import PdfParser
 from ingestion.parsers.pptx import PptxParser
 from ingestion.parsers.text import TextParser
@@ -48,7 +50,8 @@ def default_registry(
     max_zip_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
     max_zip_ratio: float = DEFAULT_MAX_RATIO,
 ) -> ParserRegistry:
-    """The offline-safe parsers: PDF, DOCX, PPTX, HTML, Markdown, plain text.
+    """The offline-safe parsers: PDF, DOCX, PPTX, HTML, Markdown, plain text, e-mail
+    (EML, MSG).
 
     The zip limits guard DOCX/PPTX against zip bombs.
     """
@@ -60,5 +63,7 @@ def default_registry(
             HtmlParser(),
             MarkdownParser(),
             TextParser(),
+            EmlParser(),
+            MsgParser(),
         ]
     )
