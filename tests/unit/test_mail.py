@@ -79,7 +79,7 @@ RAW_EML = (
     b"R0lGODlh\r\n"
     b"--b1\r\n"
     b'Content-Type: application/pdf; name="=?utf-8?q?ventes_r=C3=A9gion.pdf?="\r\n'
-    b'Content-Disposition: attachment; filename*=utf-8\'\'ventes%20r%C3%A9gion.pdf\r\n'
+    b"Content-Disposition: attachment; filename*=utf-8''ventes%20r%C3%A9gion.pdf\r\n"
     b"Content-Transfer-Encoding: base64\r\n"
     b"\r\n"
     b"JVBERi0xLjQK\r\n"
