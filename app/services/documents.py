@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["queued", "new_version", "duplicate", "requeued", "rejected"]
 
-#: How deep attachments are followed: a mail's attachments, an attached mail's
-#: attachments... up to this many levels below the uploaded file (stops mail bombs).
-MAX_ATTACHMENT_DEPTH = 3
-
 
 @dataclass(frozen=True)
 class AddResult:
@@ -398,60 +394,6 @@ def reject_in(
     return AddResult(doc.id, job.id, "rejected", reason)
 
 
-@dataclass(frozen=True)
-class StoredAttachment:
-    """An attachment whose bytes are in the blob store (``sha`` None: too large, not stored)."""
-
-    name: str
-    size: int
-    sha: str | None
-
-
-def queue_attachments(
-    s: Session, parent: Document, attachments: Sequence[StoredAttachment], *, max_bytes: int
-) -> list[AddResult]:
-    """Add a mail's attachments as documents linked to it (``parent_id``), named
-    ``<mail>/<file>`` so they never become versions of an unrelated upload. Past
-    ``MAX_ATTACHMENT_DEPTH`` levels or over the size limit they are recorded as
-    failed, with the reason."""
-    depth = _depth(s, parent)
-    results = []
-    for a in attachments:
-        name = kept_name(f"{parent.name}/{a.name}")
-        if depth >= MAX_ATTACHMENT_DEPTH:
-            reason = (
-                f"not ingested: attachments are followed {MAX_ATTACHMENT_DEPTH} mails deep, "
-                "and this one is deeper"
-            )
-        elif a.sha is None or a.size > max_bytes:
-            reason = too_large_reason(a.size, max_bytes)
-        else:
-            reason = ""
-        if reason:
-            result = reject_in(
-                s,
-                collection_id=parent.collection_id,
-                name=name,
-                size=a.size,
-                reason=reason,
-                uploader=parent.uploader,
-                parent_id=parent.id,
-            )
-        else:
-            assert a.sha is not None
-            result = add_in(
-                s,
-                collection_id=parent.collection_id,
-                name=name,
-                size=a.size,
-                sha=a.sha,
-                uploader=parent.uploader,
-                parent_id=parent.id,
-            )
-        results.append(result)
-    return results
-
-
 def descendants(s: Session, ids: Sequence[str]) -> list[tuple[str, str]]:
     """(id, sha256) of every document attached below ``ids``, at any depth."""
     out: list[tuple[str, str]] = []
@@ -463,15 +405,6 @@ def descendants(s: Session, ids: Sequence[str]) -> list[tuple[str, str]]:
         out.extend((r[0], r[1]) for r in rows)
         level = [r[0] for r in rows]
     return out
-
-
-def _depth(s: Session, doc: Document) -> int:
-    """How many mails ``doc`` is attached below (0 for an upload)."""
-    depth, parent = 0, doc.parent_id
-    while parent is not None and depth <= MAX_ATTACHMENT_DEPTH:
-        depth += 1
-        parent = s.scalar(select(Document.parent_id).where(Document.id == parent))
-    return depth
 
 
 def _queue(s: Session, doc: Document, outcome: Outcome) -> AddResult:

@@ -23,7 +23,8 @@ from app.db.models import (
     utcnow,
 )
 from app.db.repositories import generations
-from app.services.documents import StoredAttachment, descendants, queue_attachments
+from app.services.attachments import StoredAttachment, queue_attachments
+from app.services.documents import descendants
 from ingestion.blobstore import BlobStore
 from ingestion.chunking import ChunkDraft
 from ingestion.jobs import JobCancelled, JobSpec

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.db.models import Document, DocumentStatus, JobStatus
+from app.services.audit import AuditQuery
 from tests.fixtures import docs
 from tests.fixtures.mail import make_eml, make_msg
 from tests.unit.ingest_helpers import doc, ingest, job_of, run_jobs
@@ -62,6 +63,10 @@ def test_a_mail_and_its_attachments_become_linked_searchable_documents(
     exe = job_of(container, kids["setup.exe"].id)
     assert exe.status == JobStatus.FAILED
     assert "Windows executable" in (exe.error or "")
+    events = container.audit.query(AuditQuery(action="document.attach"))
+    assert sorted((e.target_id, e.via, e.details["parent_id"]) for e in events) == sorted(
+        (d.id, "system", m.id) for d in kids.values()
+    )
 
 
 def test_an_msg_with_an_attachment_is_ingested_likewise(container: Any) -> None:
