@@ -63,10 +63,25 @@ def test_a_mail_and_its_attachments_become_linked_searchable_documents(
     exe = job_of(container, kids["setup.exe"].id)
     assert exe.status == JobStatus.FAILED
     assert "Windows executable" in (exe.error or "")
+    assert "Windows executable" in (kids["setup.exe"].error or "")
     events = container.audit.query(AuditQuery(action="document.attach"))
     assert sorted((e.target_id, e.via, e.details["parent_id"]) for e in events) == sorted(
         (d.id, "system", m.id) for d in kids.values()
     )
+
+
+def test_a_mail_with_only_an_html_body_is_searchable_by_that_body(container: Any) -> None:
+    data = make_eml(
+        subject="Fire drill",
+        html="<html><body><h1>Drill</h1><p>Assemble at the <b>north car park</b>.</p>"
+        "<script>track()</script></body></html>",
+    )
+    mail = ingest(container, {"drill.eml": data})["drill.eml"]
+    assert doc(container, mail.document_id).status == DocumentStatus.READY
+    [hit] = container.search.search("where do we assemble during the drill", k=1)
+    assert hit.document_name == "drill.eml"
+    assert "Assemble at the north car park." in hit.text
+    assert "track()" not in hit.text
 
 
 def test_an_msg_with_an_attachment_is_ingested_likewise(container: Any) -> None:
