@@ -314,10 +314,16 @@ def add_in(
 ) -> AddResult:
     """``DocumentService.add`` inside the transaction ``s``, the blob already stored:
     a duplicate of a live document is not processed again, the same bytes that
-    failed before are retried, a changed file becomes a new version."""
+    failed before are retried, a changed file becomes a new version.
+
+    Duplicates are looked for among the documents of the same owner: uploads
+    among uploads, a mail's attachments among that mail's. A file that is also
+    attached to some mail is thus still ingested when uploaded, and does not
+    vanish when that mail is deleted (search suppresses the near-duplicate hit)."""
+    owner = Document.parent_id.is_(None) if parent_id is None else Document.parent_id == parent_id
     same = s.scalars(
         select(Document)
-        .where(Document.collection_id == collection_id, Document.sha256 == sha)
+        .where(Document.collection_id == collection_id, Document.sha256 == sha, owner)
         .order_by(Document.version.desc())
     ).all()
     for doc in same:

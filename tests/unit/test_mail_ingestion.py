@@ -126,6 +126,21 @@ def test_deleting_or_replacing_the_mail_takes_its_attachments_along(container: A
         assert not container.blobs.exists(d.sha256), d.name
 
 
+def test_a_file_both_uploaded_and_attached_outlives_the_mail(container: Any) -> None:
+    floorplan = docs.make_pdf(["The loading dock has twelve bays for trucks."])
+    mail = ingest(container, {"relocation.eml": a_mail()})["relocation.eml"]
+    run_jobs(container)
+    upload = ingest(container, {"floorplan.pdf": floorplan})["floorplan.pdf"]
+    assert upload.outcome == "queued"  # not a duplicate of the mail's attachment
+    assert ingest(container, {"copy.pdf": floorplan})["copy.pdf"].outcome == "duplicate"
+    container.documents.delete(
+        mail.document_id, vectors=container.vectors, lexical=container.lexical
+    )
+    [hit] = container.search.search("how many bays does the loading dock have", k=1)
+    assert (hit.document_name, hit.document_id) == ("floorplan.pdf", upload.document_id)
+    assert container.blobs.exists(doc(container, upload.document_id).sha256)
+
+
 def test_mails_nested_in_mails_stop_at_the_depth_limit(container: Any) -> None:
     data = make_eml(subject="level 4", text="The deepest note mentions a lighthouse.")
     for level in (3, 2, 1, 0):
