@@ -129,6 +129,8 @@ def test_mail_detection_by_content_and_extension() -> None:
     mail = make_eml(subject="Hello", text="Body")
     assert detect_type(mail, "note").mime == EML_MIME
     assert detect_type(b"From: Ann\nTo: Bob\n\nlunch?", "lunch.eml").mime == EML_MIME
+    mbox_style = b"From ann@example.com Tue Nov  3 10:00:00 2026\n" + mail
+    assert detect_type(mbox_style, "saved").mime == EML_MIME
     for note in (
         b"From: the desk of Ann\nPlease water the plants while I am away.\n",
         b"From: Ann\nTo: Bob\n\nJust a note saved as text, no mail headers.\n",
@@ -166,18 +168,32 @@ def test_an_msg_reads_its_headers_body_date_and_attachments() -> None:
     assert "The forecast was ten percent." in text_of(EmlParser().parse(nested, filename="e.eml"))
 
 
-def test_an_msg_with_8bit_strings_and_only_an_html_body() -> None:
+def test_an_msg_with_8bit_strings_an_html_body_and_inline_and_hidden_attachments() -> None:
     cp1251 = 0x3FFD0003  # PR_MESSAGE_CODEPAGE
+    html = '<html><body><p>Продажи выросли.</p><img src="cid:chart01"></body></html>'
     streams = {
         "__properties_version1.0": bytes(32) + struct.pack("<IIQ", cp1251, 6, 1251),
         "__substg1.0_0037001E": "Отчёт".encode("cp1251"),
-        "__substg1.0_10130102": "<html><body><p>Продажи выросли.</p></body></html>".encode(
-            "cp1251"
-        ),
+        "__substg1.0_10130102": html.encode("cp1251"),
     }
+    attachments = {  # storage -> (file name, extra string properties, hidden)
+        "#00000000": ("chart.png", {"3712": "chart01"}, False),  # shown by the HTML body
+        "#00000001": ("hidden.txt", {}, True),
+        "#00000002": ("план.txt", {}, False),
+    }
+    for storage, (name, extra, hidden) in attachments.items():
+        base = f"__attach_version1.0_{storage}/"
+        streams[base + "__properties_version1.0"] = bytes(8) + struct.pack(
+            "<IIQ", 0x7FFE000B, 6, int(hidden)
+        )
+        streams[base + "__substg1.0_3707001E"] = name.encode("cp1251")
+        streams[base + "__substg1.0_37010102"] = b"data of " + name.encode()
+        for prop, value in extra.items():
+            streams[base + f"__substg1.0_{prop}001F"] = value.encode("utf-16-le")
     parsed = MsgParser().parse(make_ole(streams), filename="r.msg")
     assert parsed.title == "Отчёт"
     assert "Продажи выросли." in text_of(parsed)
+    assert [a.name for a in parsed.attachments] == ["план.txt"]
 
 
 def test_a_damaged_msg_fails_with_a_reason() -> None:
