@@ -412,7 +412,12 @@ class Container:
 
     @cached_property
     def parsers(self) -> ParserRegistry:
-        return default_registry(max_zip_uncompressed=self.settings.ingestion.max_unzipped_mb * MB)
+        settings = self.settings.ingestion
+        return default_registry(
+            max_zip_uncompressed=settings.max_unzipped_mb * MB,
+            ocr=settings.ocr,
+            ocr_dpi=settings.ocr_dpi,
+        )
 
     @cached_property
     def chunker(self) -> Chunker:

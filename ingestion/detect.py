@@ -30,6 +30,14 @@ TEXT_MIME = "text/plain"
 EML_MIME = "message/rfc822"
 MSG_MIME = "application/vnd.ms-outlook"
 XLS_MIME = "application/vnd.ms-excel"
+PNG_MIME = "image/png"
+JPEG_MIME = "image/jpeg"
+TIFF_MIME = "image/tiff"
+BMP_MIME = "image/bmp"
+GIF_MIME = "image/gif"
+WEBP_MIME = "image/webp"
+#: Image formats read by OCR (``ingestion.parsers.image``).
+IMAGE_MIMES = (PNG_MIME, JPEG_MIME, TIFF_MIME, BMP_MIME, GIF_MIME, WEBP_MIME)
 
 EXTENSIONS: dict[str, str] = {
     PDF_MIME: ".pdf",
@@ -41,6 +49,12 @@ EXTENSIONS: dict[str, str] = {
     EML_MIME: ".eml",
     MSG_MIME: ".msg",
     XLS_MIME: ".xls",
+    PNG_MIME: ".png",
+    JPEG_MIME: ".jpg",
+    TIFF_MIME: ".tiff",
+    BMP_MIME: ".bmp",
+    GIF_MIME: ".gif",
+    WEBP_MIME: ".webp",
 }
 
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdown"})
@@ -52,13 +66,17 @@ _MAX_CONTROL_RATIO = 0.05
 # Control bytes that plain text legitimately contains: \t \n \v \f \r and ESC (ANSI colours).
 _TEXT_CONTROLS = frozenset(b"\t\n\x0b\x0c\r\x1b")
 
+_IMAGE_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", PNG_MIME),
+    (b"\xff\xd8\xff", JPEG_MIME),
+    (b"GIF87a", GIF_MIME),
+    (b"GIF89a", GIF_MIME),
+    (b"II*\x00", TIFF_MIME),
+    (b"MM\x00*", TIFF_MIME),
+    (b"BM", BMP_MIME),
+)
+
 _MAGICS: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (0, b"\xff\xd8\xff", "a JPEG image"),
-    (0, b"GIF87a", "a GIF image"),
-    (0, b"GIF89a", "a GIF image"),
-    (0, b"II*\x00", "a TIFF image"),
-    (0, b"MM\x00*", "a TIFF image"),
     (0, b"\x1f\x8b", "a gzip archive"),
     (0, b"BZh", "a bzip2 archive"),
     (0, b"\xfd7zXZ\x00", "an xz archive"),
@@ -104,6 +122,9 @@ def detect_type(data: bytes, filename: str) -> DetectedType:
     suffix = PurePath(filename).suffix.lower()
     if _is_pdf(data):
         return _found(PDF_MIME)
+    image = image_mime(data)
+    if image is not None:
+        return _found(image)
     if data.startswith(_ZIP_MAGICS):
         return _found(_zip_kind(data, filename, suffix))
     if data.startswith(_OLE2_MAGIC):
@@ -125,6 +146,27 @@ def detect_type(data: bytes, filename: str) -> DetectedType:
         )
         raise UnsupportedFormat(f"{filename} looks like binary data, not text{hint}")
     return _found(_text_kind(data, suffix))
+
+
+def image_mime(data: bytes) -> str | None:
+    """The MIME type of an image format OCR reads, from its magic number; else None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return WEBP_MIME
+    for magic, mime in _IMAGE_MAGICS:
+        # "BM" is two ASCII letters: a bitmap only with its header's binary size fields.
+        if data.startswith(magic) and (mime != BMP_MIME or _is_bmp(data)):
+            return mime
+    return None
+
+
+def _is_bmp(data: bytes) -> bool:
+    # BITMAPFILEHEADER: "BM", file size, two reserved zero words, pixel offset; then a
+    # DIB header whose size is 12, 40, 52, 56, 64, 108 or 124.
+    return (
+        len(data) >= 26
+        and data[6:10] == b"\x00\x00\x00\x00"
+        and int.from_bytes(data[14:18], "little") in (12, 40, 52, 56, 64, 108, 124)
+    )
 
 
 def _found(mime: str) -> DetectedType:

@@ -190,7 +190,7 @@ class JobRunner:
                 )
             index += time.perf_counter() - t
 
-        progress("index", STAGE_SPAN["index"][0])
+        progress("index", upload.overall(STAGE_SPAN["index"][0]))
         t = time.perf_counter()
         self.vectors.flush()
         if self.lexical is not None:

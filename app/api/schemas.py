@@ -303,6 +303,7 @@ class SearchHitOut(BaseModel):
     page: int | None
     text: str
     score: float
+    ocr: bool = Field(default=False, description="The text was read by OCR from an image.")
 
 
 class ChatIn(RequestModel):
@@ -337,6 +338,9 @@ class CitationOut(BaseModel):
     score: float
     exact: bool
     origin: Literal["chunk", "page"]
+    ocr: bool = Field(
+        default=False, description="The quote was read by OCR from an image of its page."
+    )
 
 
 class MessageOut(Model):

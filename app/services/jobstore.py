@@ -105,7 +105,7 @@ class SqlJobStore:
                 s.execute(
                     insert(Page),
                     [
-                        {"document_id": doc.id, "number": p.number, "text": p.text}
+                        {"document_id": doc.id, "number": p.number, "text": p.text, "ocr": p.ocr}
                         for p in parsed.pages[i : i + 1000]
                     ],
                 )
@@ -125,6 +125,7 @@ class SqlJobStore:
                     "char_end": c.char_end,
                     "token_count": c.token_count,
                     "content_hash": c.content_hash,
+                    "ocr": c.ocr,
                 }
                 for c, cid in zip(chunks, chunk_ids, strict=True)
             ]

@@ -16,10 +16,14 @@ ElementKind = Literal["text", "heading", "list", "table", "code"]
 
 @dataclass(frozen=True)
 class Page:
-    """One page of extracted text. ``number`` is 1-based (PDF page, PPTX slide)."""
+    """One page of extracted text. ``number`` is 1-based (PDF page, PPTX slide).
+
+    ``ocr`` is True when the text was read by OCR from an image of the page (a scan,
+    a photograph, a slide of screenshots): citations say so."""
 
     number: int
     text: str
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class ParsedDocument:
 
     def element_text(self, element: Element) -> str:
         return self.pages[element.page - 1].text[element.start : element.end]
+
+    @property
+    def ocr_pages(self) -> int:
+        return sum(1 for p in self.pages if p.ocr)
 
     @property
     def text_length(self) -> int:

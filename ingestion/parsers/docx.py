@@ -17,6 +17,7 @@ from lxml import etree
 
 from ingestion.detect import DOCX_MIME
 from ingestion.errors import EmptyDocument, ParseError
+from ingestion.ocr import OFF_HINT, Ocr, picture
 from ingestion.parsers._blocks import (
     DocumentBuilder,
     HeadingTrail,
@@ -62,10 +63,14 @@ class DocxParser:
         max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
         max_ratio: float = DEFAULT_MAX_RATIO,
         max_part: int = DEFAULT_MAX_PART,
+        ocr: Ocr | None = None,
+        off_reason: str = OFF_HINT,
     ) -> None:
         self.zip_limits = ZipLimits(
             max_uncompressed=max_uncompressed, max_ratio=max_ratio, max_part=max_part
         )
+        self.ocr = ocr
+        self.off_reason = off_reason
 
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
         self.zip_limits.check(data, filename=filename, kind="DOCX")
@@ -73,14 +78,46 @@ class DocxParser:
             document = docx.Document(io.BytesIO(data))
             builder, first_heading = _walk(document)
             core_title = document.core_properties.title
+            pictures = _pictures(document) if self.ocr and not builder.has_text else []
         except Exception as e:  # python-docx/lxml raise many types on damaged files
             raise ParseError(f"{filename} is not a valid DOCX file: {e}") from e
+        if pictures and self.ocr is not None:
+            # A document of scanned pages pasted in as pictures: their text, by OCR.
+            builder.mark_ocr()
+            for done, blob in enumerate(pictures):
+                image = picture(blob)
+                if image is not None:
+                    for paragraph in self.ocr.read(image, done=done, total=len(pictures)):
+                        builder.add("text", paragraph)
         if not builder.has_text:
-            raise EmptyDocument(
-                f"{filename}: DOCX contains no text (only images or empty paragraphs?); "
-                "OCR is not enabled"
-            )
+            if pictures:
+                reason = "OCR found no text in its pictures"
+            elif self.ocr is None:
+                reason = f"only images or empty paragraphs?; {self.off_reason}"
+            else:
+                reason = "and no pictures with text"
+            raise EmptyDocument(f"{filename}: DOCX contains no text ({reason})")
         return builder.build(mime=DOCX_MIME, paginated=False, title=core_title or first_heading)
+
+
+_BLIP_IDS = etree.XPath(
+    "//a:blip/@r:embed",
+    namespaces={
+        "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
+        "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+    },
+)
+
+
+def _pictures(document: Document) -> list[bytes]:
+    """The body's pictures in document order, as image bytes."""
+    parts = document.part.related_parts
+    out = []
+    for rid in dict.fromkeys(str(r) for r in _BLIP_IDS(document.element.body)):
+        part = parts.get(rid)
+        if part is not None and getattr(part, "content_type", "").startswith("image/"):
+            out.append(part.blob)
+    return out
 
 
 def _walk(document: Document) -> tuple[DocumentBuilder, str | None]:

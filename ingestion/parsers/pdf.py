@@ -17,6 +17,7 @@ import pypdfium2.raw as pdfium_c
 
 from ingestion.detect import PDF_MIME
 from ingestion.errors import EmptyDocument, EncryptedDocument, ParseError
+from ingestion.ocr import OFF_HINT, Ocr, render_scale
 from ingestion.parsers._blocks import DocumentBuilder, one_line
 from ingestion.parsers._pdf_layout import (
     Bookmark,
@@ -36,61 +37,126 @@ PDFIUM_LOCK = threading.Lock()
 _BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # CRLF is one break, never CR + LF
 _TOKENS = re.compile(rf"(?P<blank>{_BREAK}(?:[ \t]*{_BREAK})+)|(?P<line>[^\r\n]+)")
 _METADATA_KEYS = ("Author", "Subject", "Keywords", "Creator", "Producer")
+#: A page with fewer characters of text than this and an image is read by OCR: a scan
+#: often carries a page number or a scanner's stamp as its only text.
+OCR_MAX_CHARS = 20
+#: Resolution pages are rendered at for OCR (capped by ``ocr.MAX_SIDE_PX``).
+OCR_DPI = 200
 
 
 class PdfParser:
-    """Parses PDFs with pypdfium2 (Apache-2.0/BSD; PyMuPDF is AGPL)."""
+    """Parses PDFs with pypdfium2 (Apache-2.0/BSD; PyMuPDF is AGPL).
+
+    A page without a text layer (a scan: an image and fewer than ``OCR_MAX_CHARS``
+    characters of text) is rendered and read by ``ocr``, page by page, so a mixed PDF
+    keeps its text pages as they are. ``ocr=None``: such pages stay empty, and a PDF
+    with no text at all fails with ``off_reason``."""
 
     mime_types: tuple[str, ...] = (PDF_MIME,)
+
+    def __init__(
+        self, *, ocr: Ocr | None = None, ocr_dpi: int = OCR_DPI, off_reason: str = OFF_HINT
+    ) -> None:
+        self.ocr = ocr
+        self.ocr_dpi = ocr_dpi
+        self.off_reason = off_reason
 
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
         if not data:
             raise EmptyDocument(f"{filename} is empty")
         # PDFium is not thread-safe, not even across documents: concurrent calls from
-        # two ingestion workers corrupt the heap. Parsing is ~1 ms/page, so one at a time.
+        # two ingestion workers corrupt the heap. Every call holds PDFIUM_LOCK (text is
+        # ~1 ms/page); OCR, ~1 s/page, runs outside it.
         with PDFIUM_LOCK:
-            return self._parse(data, filename)
-
-    def _parse(self, data: bytes, filename: str) -> ParsedDocument:
-        try:
-            pdf = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError as e:
-            password = getattr(e, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD
-            if password or "password" in str(e).lower():
-                raise EncryptedDocument(
-                    "PDF is password-protected; remove the password and upload again"
-                ) from e
-            raise ParseError(f"{filename} is not a valid PDF file: {e}") from e
+            pdf = _open(data, filename)
         try:
             return self._parse_open(pdf, filename)
         except pdfium.PdfiumError as e:
             raise ParseError(f"{filename} is a damaged PDF file: {e}") from e
         finally:
-            pdf.close()
+            with PDFIUM_LOCK:
+                pdf.close()
 
     def _parse_open(self, pdf: pdfium.PdfDocument, filename: str) -> ParsedDocument:
-        page_count = len(pdf)
-        if page_count == 0:
-            raise EmptyDocument(f"{filename}: PDF has no pages")
-        pages = drop_running_lines([_page_lines(pdf, index) for index in range(page_count)])
-        tracker = SectionTracker(_outline(pdf), heading_levels(pages))
+        with PDFIUM_LOCK:
+            page_count = len(pdf)
+            if page_count == 0:
+                raise EmptyDocument(f"{filename}: PDF has no pages")
+            raw = [_page_lines(pdf, index) for index in range(page_count)]
+            scans = [i for i, lines in enumerate(raw) if _is_scan(pdf, i, lines)]
+            outline = _outline(pdf)
+            meta = pdf.get_metadata_dict(skip_empty=True)
+        if self.ocr is not None:
+            for done, index in enumerate(scans):
+                raw[index] = self._read_scan(pdf, index, done=done, total=len(scans))
+        ocr_pages = set(scans) if self.ocr is not None else set()
+        pages = drop_running_lines(raw)
+        tracker = SectionTracker(outline, heading_levels(pages))
         builder = DocumentBuilder()
         for index, lines in enumerate(pages):
             if index:
                 builder.next_page()
+            if index in ocr_pages:
+                builder.mark_ocr()
             tracker.add_page(builder, index, split_paragraphs(lines))
         if not builder.has_text:
             count = f"{page_count} page{'s' if page_count != 1 else ''}"
-            raise EmptyDocument(
-                f"PDF has {count} but no extractable text — it is probably scanned; "
-                "OCR is not enabled"
-            )
-        meta = pdf.get_metadata_dict(skip_empty=True)
+            if self.ocr is None:
+                reason = f"it is probably scanned; {self.off_reason}"
+            elif scans:
+                reason = "OCR found no text in its page images"
+            else:
+                reason = "and no images with text to read"
+            raise EmptyDocument(f"PDF has {count} but no extractable text — {reason}")
         metadata = {key.lower(): str(meta[key]) for key in _METADATA_KEYS if meta.get(key)}
-        logger.debug("parsed PDF with %d pages", page_count)
+        logger.debug("parsed PDF with %d pages (%d by OCR)", page_count, len(ocr_pages))
         return builder.build(
             mime=PDF_MIME, paginated=True, title=meta.get("Title") or None, metadata=metadata
         )
+
+    def _read_scan(
+        self, pdf: pdfium.PdfDocument, index: int, *, done: int, total: int
+    ) -> list[Line | None]:
+        """The page as OCR reads it: paragraphs of lines, a blank line between them."""
+        assert self.ocr is not None
+        with PDFIUM_LOCK:
+            page = pdf.get_page(index)
+            try:
+                width, height = page.get_size()
+                scale = render_scale(width, height, dpi=self.ocr_dpi)
+                image = page.render(scale=scale, grayscale=True).to_pil()
+            finally:
+                page.close()
+        lines: list[Line | None] = []
+        for paragraph in self.ocr.read(image, done=done, total=total, pages=len(pdf)):
+            if lines:
+                lines.append(None)
+            lines.extend(Line(text) for text in paragraph.split("\n") if text.strip())
+        return lines
+
+
+def _open(data: bytes, filename: str) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as e:
+        password = getattr(e, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD
+        if password or "password" in str(e).lower():
+            raise EncryptedDocument(
+                "PDF is password-protected; remove the password and upload again"
+            ) from e
+        raise ParseError(f"{filename} is not a valid PDF file: {e}") from e
+
+
+def _is_scan(pdf: pdfium.PdfDocument, index: int, lines: list[Line | None]) -> bool:
+    """A page with (next to) no text layer but an image: a scan or a photograph."""
+    chars = sum(len(line.text) for line in lines if line is not None)
+    if chars >= OCR_MAX_CHARS:
+        return False
+    page = pdf.get_page(index)
+    try:
+        return any(True for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE]))
+    finally:
+        page.close()
 
 
 def _outline(pdf: pdfium.PdfDocument) -> list[Bookmark]:

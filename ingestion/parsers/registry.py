@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from ingestion.errors import UnsupportedFormat
+from ingestion.ocr import OFF_HINT, Ocr, RapidOcrEngine, ocr_available
 from ingestion.parsers.base import Parser
 from ingestion.parsers.docx import DocxParser
 from ingestion.parsers.eml import EmlParser
 from ingestion.parsers.html import HtmlParser
+from ingestion.parsers.image import ImageParser
 from ingestion.parsers.markdown import MarkdownParser
 from ingestion.parsers.msg import MsgParser
-from ingestion.parsers.pdf import PdfParser
+from ingestion.parsers.pdf import OCR_DPI, PdfParser
 from ingestion.parsers.pptx import PptxParser
 from ingestion.parsers.text import TextParser
 from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED
+
+logger = logging.getLogger(__name__)
 
 
 class ParserRegistry:
@@ -49,21 +54,49 @@ def default_registry(
     *,
     max_zip_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
     max_zip_ratio: float = DEFAULT_MAX_RATIO,
+    ocr: bool | Ocr = True,
+    ocr_dpi: int = OCR_DPI,
 ) -> ParserRegistry:
-    """The offline-safe parsers: PDF, DOCX, PPTX, HTML, Markdown, plain text, e-mail
-    (EML, MSG).
+    """The offline-safe parsers: PDF, DOCX, PPTX, HTML, Markdown, plain text, images,
+    e-mail (EML, MSG).
 
-    The zip limits guard DOCX/PPTX against zip bombs.
+    The zip limits guard DOCX/PPTX against zip bombs. ``ocr``: True reads scans and
+    pictures with RapidOCR when it is installed (else they fail with the reason it is
+    not), False turns OCR off, or an ``Ocr`` to use.
     """
+    engine, off_reason = _ocr(ocr)
     return ParserRegistry(
         [
-            PdfParser(),
-            DocxParser(max_uncompressed=max_zip_uncompressed, max_ratio=max_zip_ratio),
-            PptxParser(max_uncompressed=max_zip_uncompressed, max_ratio=max_zip_ratio),
+            PdfParser(ocr=engine, ocr_dpi=ocr_dpi, off_reason=off_reason),
+            DocxParser(
+                max_uncompressed=max_zip_uncompressed,
+                max_ratio=max_zip_ratio,
+                ocr=engine,
+                off_reason=off_reason,
+            ),
+            PptxParser(
+                max_uncompressed=max_zip_uncompressed,
+                max_ratio=max_zip_ratio,
+                ocr=engine,
+                off_reason=off_reason,
+            ),
             HtmlParser(),
             MarkdownParser(),
             TextParser(),
+            ImageParser(engine, off_reason=off_reason),
             EmlParser(),
             MsgParser(),
         ]
     )
+
+
+def _ocr(ocr: bool | Ocr) -> tuple[Ocr | None, str]:
+    if isinstance(ocr, Ocr):
+        return ocr, OFF_HINT
+    if not ocr:
+        return None, OFF_HINT
+    missing = ocr_available()
+    if missing is not None:
+        logger.warning("%s", missing)
+        return None, missing
+    return Ocr(RapidOcrEngine()), OFF_HINT
