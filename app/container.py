@@ -451,6 +451,7 @@ class Container:
             on_finished=lambda timings, ok, pages: self.metrics.observe_job(
                 timings, ok=ok, pages=pages
             ),
+            max_file_bytes=self.max_file_bytes,
         )
 
     @cached_property

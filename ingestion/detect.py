@@ -2,6 +2,9 @@
 
 A PDF named ``.docx`` is a PDF; a PNG named ``.md`` is refused as an image;
 an Excel workbook or a legacy OLE2 ``.doc`` gets a message saying what to do.
+OLE2 files are told apart by their streams (an Outlook ``.msg``, an ``.xls``
+workbook, a password-protected OOXML file); an e-mail (``.eml``) is text that
+starts with an RFC 5322 header block.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from ingestion.errors import EmptyDocument, ParseError, UnsupportedFormat
+import olefile
+
+from ingestion.errors import EmptyDocument, EncryptedDocument, ParseError, UnsupportedFormat
 from ingestion.parsers._decode import bom_encoding
 
 PDF_MIME = "application/pdf"
@@ -21,6 +27,9 @@ PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presen
 HTML_MIME = "text/html"
 MARKDOWN_MIME = "text/markdown"
 TEXT_MIME = "text/plain"
+EML_MIME = "message/rfc822"
+MSG_MIME = "application/vnd.ms-outlook"
+XLS_MIME = "application/vnd.ms-excel"
 PNG_MIME = "image/png"
 JPEG_MIME = "image/jpeg"
 TIFF_MIME = "image/tiff"
@@ -37,6 +46,9 @@ EXTENSIONS: dict[str, str] = {
     HTML_MIME: ".html",
     MARKDOWN_MIME: ".md",
     TEXT_MIME: ".txt",
+    EML_MIME: ".eml",
+    MSG_MIME: ".msg",
+    XLS_MIME: ".xls",
     PNG_MIME: ".png",
     JPEG_MIME: ".jpg",
     TIFF_MIME: ".tiff",
@@ -116,9 +128,7 @@ def detect_type(data: bytes, filename: str) -> DetectedType:
     if data.startswith(_ZIP_MAGICS):
         return _found(_zip_kind(data, filename, suffix))
     if data.startswith(_OLE2_MAGIC):
-        raise UnsupportedFormat(
-            f"{filename}: legacy .doc/.ppt/.xls (OLE2) files are not supported; save as .docx/.pptx"
-        )
+        return _found(_ole_kind(data, filename))
     if data.lstrip()[:5] == b"{\\rtf":
         raise UnsupportedFormat(
             f"{filename} is an RTF document, which is not supported; save as .docx"
@@ -200,6 +210,33 @@ def _zip_kind(data: bytes, filename: str, suffix: str) -> str:
     )
 
 
+def _ole_kind(data: bytes, filename: str) -> str:
+    """An OLE2 compound file, by its top-level streams: Outlook message, Excel
+    workbook, encrypted OOXML (refused), else a legacy .doc/.ppt (refused)."""
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            top = {path[0].lower() for path in ole.listdir(streams=True, storages=True)}
+    except Exception as e:  # olefile reports damage with assorted exception types
+        raise ParseError(
+            f"{filename} looks like an Office (OLE2) file but it is damaged: {e}"
+        ) from e
+    if "__properties_version1.0" in top and _any_prefix(top, "__substg1.0_"):
+        return MSG_MIME
+    if {"encryptioninfo", "encryptedpackage"} <= top:
+        raise EncryptedDocument(
+            f"{filename} is a password-protected Office file; remove the password and upload again"
+        )
+    if "workbook" in top or "book" in top:
+        return XLS_MIME
+    raise UnsupportedFormat(
+        f"{filename}: legacy .doc/.ppt (OLE2) files are not supported; save as .docx/.pptx"
+    )
+
+
+def _any_prefix(names: Iterable[str], prefix: str) -> bool:
+    return any(name.startswith(prefix) for name in names)
+
+
 def _looks_like_text(sample: bytes) -> bool:
     if bom_encoding(sample) is not None:
         return True  # UTF-16/32 text is full of NUL bytes
@@ -218,6 +255,8 @@ def _text_kind(data: bytes, suffix: str) -> str:
         # Sniff the markup on an ASCII-compatible view of UTF-16/32 text.
         encoding, skip = bom
         head = head[skip:].decode(encoding, errors="ignore").encode("utf-8")
+    if _is_mail(head, suffix):
+        return EML_MIME
     if _HTML_START.match(head):
         return HTML_MIME
     if suffix in HTML_EXTENSIONS and _ANY_TAG.search(head):
@@ -225,3 +264,42 @@ def _text_kind(data: bytes, suffix: str) -> str:
     if suffix in MARKDOWN_EXTENSIONS:
         return MARKDOWN_MIME
     return TEXT_MIME
+
+
+_HEADER_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:")  # RFC 5322 field name, then a colon
+_HEADER_END = re.compile(rb"\r?\n[ \t]*\r?\n")
+_MAIL_FIELDS = frozenset(
+    {
+        b"from", b"to", b"cc", b"bcc", b"subject", b"date", b"message-id", b"mime-version",
+        b"received", b"return-path", b"reply-to", b"sender", b"delivered-to", b"in-reply-to",
+        b"references", b"content-type", b"content-transfer-encoding", b"x-mailer",
+        b"user-agent", b"thread-topic", b"dkim-signature", b"authentication-results",
+    }
+)  # fmt: skip
+_ORIGIN_FIELDS = frozenset({b"from", b"sender", b"received", b"return-path"})
+_TRANSPORT_FIELDS = frozenset({b"date", b"message-id", b"mime-version", b"received"})
+
+
+def _is_mail(head: bytes, suffix: str) -> bool:
+    """Whether ``head`` starts with an e-mail's header block: only header lines (and
+    their continuations) before the first blank line. Without the ``.eml`` extension
+    it must also name a sender and carry a transport field (Date, Message-ID,
+    MIME-Version, Received), so a note that starts with "From: Ann" stays text."""
+    end = _HEADER_END.search(head)
+    lines = (head[: end.start()] if end else head).splitlines()
+    if not end and len(head) >= _SNIFF_BYTES:
+        lines = lines[:-1]  # cut off by the sniff window
+    if lines and lines[0].startswith(b"From "):
+        lines = lines[1:]  # an mbox separator line
+    names: set[bytes] = set()
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and names:
+            continue  # a folded header's continuation
+        match = _HEADER_FIELD.match(line)
+        if match is None:
+            return False
+        names.add(match.group(1).lower())
+    known = names & _MAIL_FIELDS
+    if suffix == ".eml":
+        return bool(known)
+    return len(known) >= 2 and bool(names & _ORIGIN_FIELDS) and bool(names & _TRANSPORT_FIELDS)

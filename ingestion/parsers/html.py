@@ -61,17 +61,24 @@ class HtmlParser:
         match = _META_CHARSET.search(data[:4096])
         declared = match.group(1).decode("ascii") if match else None
         text = decode_text(data, declared=declared, html=True)
-        tree = LexborHTMLParser(text)
-        title_node = tree.css_first("title")
-        title = title_node.text(deep=True) if title_node is not None else None
-        _drop_chrome(tree)
         builder = DocumentBuilder()
-        body = tree.body
-        if body is not None:
-            _Walker(builder, _layout_tables(body)).container(body)
+        title = add_html(builder, text)
         if not builder.has_text:
             raise EmptyDocument(f"{filename}: the HTML page has no visible text")
         return builder.build(mime=HTML_MIME, paginated=False, title=title)
+
+
+def add_html(builder: DocumentBuilder, text: str) -> str | None:
+    """Add the readable blocks of the HTML ``text`` to ``builder`` (for formats that
+    carry HTML, such as an e-mail's body); return the page's ``<title>``, if any."""
+    tree = LexborHTMLParser(text)
+    title_node = tree.css_first("title")
+    title = title_node.text(deep=True) if title_node is not None else None
+    _drop_chrome(tree)
+    body = tree.body
+    if body is not None:
+        _Walker(builder, _layout_tables(body)).container(body)
+    return title
 
 
 def _drop_chrome(tree: LexborHTMLParser) -> None:

@@ -9,9 +9,11 @@ from ingestion.errors import UnsupportedFormat
 from ingestion.ocr import OFF_HINT, Ocr, RapidOcrEngine, ocr_available
 from ingestion.parsers.base import Parser
 from ingestion.parsers.docx import DocxParser
+from ingestion.parsers.eml import EmlParser
 from ingestion.parsers.html import HtmlParser
 from ingestion.parsers.image import ImageParser
 from ingestion.parsers.markdown import MarkdownParser
+from ingestion.parsers.msg import MsgParser
 from ingestion.parsers.pdf import OCR_DPI, PdfParser
 from ingestion.parsers.pptx import PptxParser
 from ingestion.parsers.text import TextParser
@@ -55,7 +57,8 @@ def default_registry(
     ocr: bool | Ocr = True,
     ocr_dpi: int = OCR_DPI,
 ) -> ParserRegistry:
-    """The offline-safe parsers: PDF, DOCX, PPTX, HTML, Markdown, plain text, images.
+    """The offline-safe parsers: PDF, DOCX, PPTX, HTML, Markdown, plain text, images,
+    e-mail (EML, MSG).
 
     The zip limits guard DOCX/PPTX against zip bombs. ``ocr``: True reads scans and
     pictures with RapidOCR when it is installed (else they fail with the reason it is
@@ -81,6 +84,8 @@ def default_registry(
             MarkdownParser(),
             TextParser(),
             ImageParser(engine, off_reason=off_reason),
+            EmlParser(),
+            MsgParser(),
         ]
     )
 
