@@ -412,7 +412,12 @@ class Container:
 
     @cached_property
     def parsers(self) -> ParserRegistry:
-        return default_registry(max_zip_uncompressed=self.settings.ingestion.max_unzipped_mb * MB)
+        settings = self.settings.ingestion
+        return default_registry(
+            max_zip_uncompressed=settings.max_unzipped_mb * MB,
+            ocr=settings.ocr,
+            ocr_dpi=settings.ocr_dpi,
+        )
 
     @cached_property
     def chunker(self) -> Chunker:
@@ -446,6 +451,7 @@ class Container:
             on_finished=lambda timings, ok, pages: self.metrics.observe_job(
                 timings, ok=ok, pages=pages
             ),
+            max_file_bytes=self.max_file_bytes,
         )
 
     @cached_property

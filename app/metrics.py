@@ -149,7 +149,7 @@ class Metrics:
         if ok:
             self.pages.inc(pages)
         for stage, seconds in timings.items():
-            if stage in ("detect", "parse", "chunk", "embed", "index"):
+            if stage in ("detect", "parse", "ocr", "chunk", "embed", "index"):
                 self.stage.labels(stage).observe(seconds)
 
     def render(self) -> bytes:

@@ -298,6 +298,19 @@ class IngestionSettings(BaseModel):
         description="A running job whose worker has not reported for this long is resumed "
         "by another worker.",
     )
+    ocr: bool = Field(
+        default=True,
+        description="Read the text of scans, photographs and image-only slides with OCR "
+        "(RapidOCR, PP-OCRv4, Chinese and English; offline). Off: such files fail with a "
+        "reason.",
+    )
+    ocr_dpi: int = Field(
+        default=200,
+        ge=72,
+        le=600,
+        description="Resolution PDF pages without a text layer are rendered at for OCR "
+        "(capped at 2,000 pixels a side).",
+    )
 
 
 class FinetuneSettings(BaseModel):

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("parse", "chunk", "embed", "index")
+STAGES = ("parse", "ocr", "chunk", "embed", "index")
 STAGE_LABELS = {
-    "parse": "parse (detect+parse)",
+    "parse": "parse (detect+parse, OCR aside)",
+    "ocr": "ocr (pages without text; pages/s of those pages)",
     "chunk": "chunk",
     "embed": "embed",
     "index": "index (FAISS upsert+flush)",
@@ -50,6 +51,7 @@ class FileResult:
     format: str
     bytes: int
     pages: int = 0
+    ocr_pages: int = 0
     chunks: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -113,6 +115,7 @@ def run_once(container: Any, files: list[Path], index_dir: Path) -> Run:
                 prepared = pipeline.prepare(data, filename=path.name, progress=progress)
                 res.format = EXTENSIONS[prepared.mime].lstrip(".")
                 res.pages, res.chunks = len(prepared.parsed.pages), len(prepared.chunks)
+                res.ocr_pages = prepared.parsed.ocr_pages
                 res.timings = dict(prepared.timings)
                 t = time.perf_counter()
                 doc_id = f"doc-{n:05d}"
@@ -239,6 +242,7 @@ def summary(run: Run) -> dict[str, Any]:
         "files": len(run.files),
         "errors": len(run.files) - len(ok),
         "pages": pages,
+        "ocr_pages": sum(f.ocr_pages for f in ok),
         "chunks": chunks,
         "bytes": sum(f.bytes for f in run.files),
         "stages_s": stages,
@@ -260,7 +264,8 @@ def render(
         "## Lantern ingestion benchmark",
         "",
         f"- corpus: `{folder}`: {s['files']} files ({formats}), {s['bytes'] / 1e6:.1f} MB; "
-        f"{s['pages']} pages, {s['chunks']} chunks; {s['errors']} errors",
+        f"{s['pages']} pages ({s['ocr_pages']} read by OCR), {s['chunks']} chunks; "
+        f"{s['errors']} errors",
         f"- embedder: {env['embedder']}{fallback} on {env['runtime']}, dim {env['dimension']}, "
         f"batch {env['batch_size']}, device {env['device']}, load {env['model_load_s']:.1f} s "
         "(not in the stages)",
@@ -278,8 +283,9 @@ def render(
     for name in STAGES:
         sec = s["stages_s"][name]
         share = f"{100 * sec / total:.1f}%" if total else "-"
+        pages = s["ocr_pages"] if name == "ocr" else s["pages"]
         out.append(
-            f"| {STAGE_LABELS[name]} | {sec:.2f} | {share} | {_rate(s['pages'], sec)} "
+            f"| {STAGE_LABELS[name]} | {sec:.2f} | {share} | {_rate(pages, sec)} "
             f"| {_rate(s['chunks'], sec)} |"
         )
     for label, sec in (("sum of stages", total), ("**end to end (wall)**", s["wall_s"])):
@@ -288,8 +294,9 @@ def render(
         )
     out += [
         "",
-        "| format | files | pages | chunks | parse s | chunk s | embed s | index s | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| format | files | pages | chunks | parse s | ocr s | chunk s | embed s | index s "
+        "| errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for fmt, v in s["per_format"].items():
         cells = " | ".join(f"{v[f'{st}_s']:.2f}" for st in STAGES)

@@ -65,6 +65,8 @@ class ChunkDraft:
     char_start: int
     char_end: int
     token_count: int
+    #: Cut from a page whose text OCR read (``Page.ocr``).
+    ocr: bool = False
 
     @property
     def content_hash(self) -> str:
@@ -139,7 +141,7 @@ class Chunker:
         texts = [doc.pages[p - 1].text[s:e] for p, s, e, _ in spans]
         counts = [len(t) for t in self.tokenizer.token_spans(texts)]
         return [
-            ChunkDraft(first + i, text, p, path, s, e, n)
+            ChunkDraft(first + i, text, p, path, s, e, n, doc.pages[p - 1].ocr)
             for i, ((p, s, e, path), text, n) in enumerate(zip(spans, texts, counts, strict=True))
         ]
 

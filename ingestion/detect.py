@@ -3,8 +3,11 @@
 A PDF named ``.docx`` is a PDF; a PNG named ``.md`` is refused as an image;
 a legacy OLE2 ``.doc`` gets a message saying what to do. Zip-based formats are
 told apart by their parts: OOXML by ``word/``, ``ppt/`` or ``xl/`` workbook parts,
-OpenDocument and EPUB by their ``mimetype`` entry. CSV/TSV are text with a
-``.csv``/``.tsv`` name: nothing in the bytes says "table".
+OpenDocument and EPUB by their ``mimetype`` entry. OLE2 files are told apart by
+their streams (an Outlook ``.msg``, an ``.xls`` workbook, a password-protected
+OOXML file); an e-mail (``.eml``) is text that starts with an RFC 5322 header
+block. CSV/TSV are text with a ``.csv``/``.tsv`` name: nothing in the bytes says
+"table".
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from ingestion.errors import EmptyDocument, ParseError, UnsupportedFormat
+import olefile
+
+from ingestion.errors import EmptyDocument, EncryptedDocument, ParseError, UnsupportedFormat
 from ingestion.parsers._decode import bom_encoding
 
 PDF_MIME = "application/pdf"
@@ -24,8 +30,6 @@ PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presen
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSM_MIME = "application/vnd.ms-excel.sheet.macroEnabled.12"
 XLSB_MIME = "application/vnd.ms-excel.sheet.binary.macroEnabled.12"
-#: Legacy Excel (OLE2); the OLE2 branch routes workbooks here.
-XLS_MIME = "application/vnd.ms-excel"
 ODS_MIME = "application/vnd.oasis.opendocument.spreadsheet"
 ODT_MIME = "application/vnd.oasis.opendocument.text"
 ODP_MIME = "application/vnd.oasis.opendocument.presentation"
@@ -36,6 +40,17 @@ MARKDOWN_MIME = "text/markdown"
 CSV_MIME = "text/csv"
 TSV_MIME = "text/tab-separated-values"
 TEXT_MIME = "text/plain"
+EML_MIME = "message/rfc822"
+MSG_MIME = "application/vnd.ms-outlook"
+XLS_MIME = "application/vnd.ms-excel"
+PNG_MIME = "image/png"
+JPEG_MIME = "image/jpeg"
+TIFF_MIME = "image/tiff"
+BMP_MIME = "image/bmp"
+GIF_MIME = "image/gif"
+WEBP_MIME = "image/webp"
+#: Image formats read by OCR (``ingestion.parsers.image``).
+IMAGE_MIMES = (PNG_MIME, JPEG_MIME, TIFF_MIME, BMP_MIME, GIF_MIME, WEBP_MIME)
 
 EXTENSIONS: dict[str, str] = {
     PDF_MIME: ".pdf",
@@ -44,7 +59,6 @@ EXTENSIONS: dict[str, str] = {
     XLSX_MIME: ".xlsx",
     XLSM_MIME: ".xlsm",
     XLSB_MIME: ".xlsb",
-    XLS_MIME: ".xls",
     ODS_MIME: ".ods",
     ODT_MIME: ".odt",
     ODP_MIME: ".odp",
@@ -55,6 +69,15 @@ EXTENSIONS: dict[str, str] = {
     CSV_MIME: ".csv",
     TSV_MIME: ".tsv",
     TEXT_MIME: ".txt",
+    EML_MIME: ".eml",
+    MSG_MIME: ".msg",
+    XLS_MIME: ".xls",
+    PNG_MIME: ".png",
+    JPEG_MIME: ".jpg",
+    TIFF_MIME: ".tiff",
+    BMP_MIME: ".bmp",
+    GIF_MIME: ".gif",
+    WEBP_MIME: ".webp",
 }
 
 # The ``mimetype`` entry of OpenDocument and EPUB zips; templates parse like documents.
@@ -92,13 +115,17 @@ _MAX_CONTROL_RATIO = 0.05
 # Control bytes that plain text legitimately contains: \t \n \v \f \r and ESC (ANSI colours).
 _TEXT_CONTROLS = frozenset(b"\t\n\x0b\x0c\r\x1b")
 
+_IMAGE_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", PNG_MIME),
+    (b"\xff\xd8\xff", JPEG_MIME),
+    (b"GIF87a", GIF_MIME),
+    (b"GIF89a", GIF_MIME),
+    (b"II*\x00", TIFF_MIME),
+    (b"MM\x00*", TIFF_MIME),
+    (b"BM", BMP_MIME),
+)
+
 _MAGICS: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (0, b"\xff\xd8\xff", "a JPEG image"),
-    (0, b"GIF87a", "a GIF image"),
-    (0, b"GIF89a", "a GIF image"),
-    (0, b"II*\x00", "a TIFF image"),
-    (0, b"MM\x00*", "a TIFF image"),
     (0, b"\x1f\x8b", "a gzip archive"),
     (0, b"BZh", "a bzip2 archive"),
     (0, b"\xfd7zXZ\x00", "an xz archive"),
@@ -144,12 +171,13 @@ def detect_type(data: bytes, filename: str) -> DetectedType:
     suffix = PurePath(filename).suffix.lower()
     if _is_pdf(data):
         return _found(PDF_MIME)
+    image = image_mime(data)
+    if image is not None:
+        return _found(image)
     if data.startswith(_ZIP_MAGICS):
         return _found(_zip_kind(data, filename, suffix))
     if data.startswith(_OLE2_MAGIC):
-        raise UnsupportedFormat(
-            f"{filename}: legacy .doc/.ppt/.xls (OLE2) files are not supported; save as .docx/.pptx"
-        )
+        return _found(_ole_kind(data, filename))
     if data.lstrip()[:5] == b"{\\rtf":
         return _found(RTF_MIME)
     if not _looks_like_text(data[:_SNIFF_BYTES]):
@@ -165,6 +193,27 @@ def detect_type(data: bytes, filename: str) -> DetectedType:
         )
         raise UnsupportedFormat(f"{filename} looks like binary data, not text{hint}")
     return _found(_text_kind(data, suffix))
+
+
+def image_mime(data: bytes) -> str | None:
+    """The MIME type of an image format OCR reads, from its magic number; else None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return WEBP_MIME
+    for magic, mime in _IMAGE_MAGICS:
+        # "BM" is two ASCII letters: a bitmap only with its header's binary size fields.
+        if data.startswith(magic) and (mime != BMP_MIME or _is_bmp(data)):
+            return mime
+    return None
+
+
+def _is_bmp(data: bytes) -> bool:
+    # BITMAPFILEHEADER: "BM", file size, two reserved zero words, pixel offset; then a
+    # DIB header whose size is 12, 40, 52, 56, 64, 108 or 124.
+    return (
+        len(data) >= 26
+        and data[6:10] == b"\x00\x00\x00\x00"
+        and int.from_bytes(data[14:18], "little") in (12, 40, 52, 56, 64, 108, 124)
+    )
 
 
 def _found(mime: str) -> DetectedType:
@@ -231,6 +280,33 @@ def _macro_enabled(archive: zipfile.ZipFile) -> bool:
     return b"sheet.macroEnabled.main+xml" in _read_small(archive, "[Content_Types].xml")
 
 
+def _ole_kind(data: bytes, filename: str) -> str:
+    """An OLE2 compound file, by its top-level streams: Outlook message, Excel
+    workbook, encrypted OOXML (refused), else a legacy .doc/.ppt (refused)."""
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            top = {path[0].lower() for path in ole.listdir(streams=True, storages=True)}
+    except Exception as e:  # olefile reports damage with assorted exception types
+        raise ParseError(
+            f"{filename} looks like an Office (OLE2) file but it is damaged: {e}"
+        ) from e
+    if "__properties_version1.0" in top and _any_prefix(top, "__substg1.0_"):
+        return MSG_MIME
+    if {"encryptioninfo", "encryptedpackage"} <= top:
+        raise EncryptedDocument(
+            f"{filename} is a password-protected Office file; remove the password and upload again"
+        )
+    if "workbook" in top or "book" in top:
+        return XLS_MIME
+    raise UnsupportedFormat(
+        f"{filename}: legacy .doc/.ppt (OLE2) files are not supported; save as .docx/.pptx"
+    )
+
+
+def _any_prefix(names: Iterable[str], prefix: str) -> bool:
+    return any(name.startswith(prefix) for name in names)
+
+
 def _looks_like_text(sample: bytes) -> bool:
     if bom_encoding(sample) is not None:
         return True  # UTF-16/32 text is full of NUL bytes
@@ -249,6 +325,8 @@ def _text_kind(data: bytes, suffix: str) -> str:
         # Sniff the markup on an ASCII-compatible view of UTF-16/32 text.
         encoding, skip = bom
         head = head[skip:].decode(encoding, errors="ignore").encode("utf-8")
+    if _is_mail(head, suffix):
+        return EML_MIME
     if _HTML_START.match(head):
         return HTML_MIME
     if suffix in HTML_EXTENSIONS and _ANY_TAG.search(head):
@@ -258,3 +336,42 @@ def _text_kind(data: bytes, suffix: str) -> str:
     if suffix in _DELIMITED_EXTENSIONS:
         return _DELIMITED_EXTENSIONS[suffix]
     return TEXT_MIME
+
+
+_HEADER_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:")  # RFC 5322 field name, then a colon
+_HEADER_END = re.compile(rb"\r?\n[ \t]*\r?\n")
+_MAIL_FIELDS = frozenset(
+    {
+        b"from", b"to", b"cc", b"bcc", b"subject", b"date", b"message-id", b"mime-version",
+        b"received", b"return-path", b"reply-to", b"sender", b"delivered-to", b"in-reply-to",
+        b"references", b"content-type", b"content-transfer-encoding", b"x-mailer",
+        b"user-agent", b"thread-topic", b"dkim-signature", b"authentication-results",
+    }
+)  # fmt: skip
+_ORIGIN_FIELDS = frozenset({b"from", b"sender", b"received", b"return-path"})
+_TRANSPORT_FIELDS = frozenset({b"date", b"message-id", b"mime-version", b"received"})
+
+
+def _is_mail(head: bytes, suffix: str) -> bool:
+    """Whether ``head`` starts with an e-mail's header block: only header lines (and
+    their continuations) before the first blank line. Without the ``.eml`` extension
+    it must also name a sender and carry a transport field (Date, Message-ID,
+    MIME-Version, Received), so a note that starts with "From: Ann" stays text."""
+    end = _HEADER_END.search(head)
+    lines = (head[: end.start()] if end else head).splitlines()
+    if not end and len(head) >= _SNIFF_BYTES:
+        lines = lines[:-1]  # cut off by the sniff window
+    if lines and lines[0].startswith(b"From "):
+        lines = lines[1:]  # an mbox separator line
+    names: set[bytes] = set()
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and names:
+            continue  # a folded header's continuation
+        match = _HEADER_FIELD.match(line)
+        if match is None:
+            return False
+        names.add(match.group(1).lower())
+    known = names & _MAIL_FIELDS
+    if suffix == ".eml":
+        return bool(known)
+    return len(known) >= 2 and bool(names & _ORIGIN_FIELDS) and bool(names & _TRANSPORT_FIELDS)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from ingestion.blobstore import BlobStore
 from ingestion.chunking import ChunkDraft, chunk_id
 from ingestion.errors import IngestionError
-from ingestion.parsers.base import ParsedDocument
+from ingestion.parsers.base import Attachment, ParsedDocument
 from ingestion.pipeline import STAGE_SPAN, IngestionPipeline
 from retrieval.lexical.base import LexicalIndex, LexicalRecord
 from retrieval.vectorstores.base import VectorRecord, VectorStore
@@ -60,10 +61,18 @@ class JobStore(Protocol):
     def add_chunks(self, spec: JobSpec, *, chunks: list[ChunkDraft], chunk_ids: list[str]) -> None:
         """Store one batch of chunks, still invisible. Raise JobCancelled if deleted."""
 
-    def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
-        """Publish the document atomically; return ids of replaced versions (now deleted).
-        Raise JobCancelled when the job no longer runs, or a newer version of the file
-        was published first (this version is then deleted)."""
+    def mark_ready(
+        self,
+        spec: JobSpec,
+        *,
+        timings: dict[str, float],
+        attachments: Sequence[Attachment] = (),
+    ) -> list[str]:
+        """Publish the document atomically; return ids of the documents that went with it
+        (replaced versions and their attachments, now deleted). In the same transaction
+        each of ``attachments`` (an e-mail's) is added as a document linked to this one,
+        with a job of its own. Raise JobCancelled when the job no longer runs, or a newer
+        version of the file was published first (this version is then deleted)."""
 
     def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> bool:
         """Fail the attempt (requeue it when ``retry``), dropping its chunks and pages.
@@ -181,13 +190,15 @@ class JobRunner:
                 )
             index += time.perf_counter() - t
 
-        progress("index", STAGE_SPAN["index"][0])
+        progress("index", upload.overall(STAGE_SPAN["index"][0]))
         t = time.perf_counter()
         self.vectors.flush()
         if self.lexical is not None:
             self.lexical.flush()
         timings["index"] = index + time.perf_counter() - t
-        replaced = self.store.mark_ready(spec, timings=timings)
+        replaced = self.store.mark_ready(
+            spec, timings=timings, attachments=upload.parsed.attachments
+        )
         if replaced:
             self._drop_vectors(*replaced)
 

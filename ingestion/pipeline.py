@@ -18,6 +18,7 @@ import numpy as np
 from ingestion.chunking import ChunkDraft, Chunker
 from ingestion.detect import detect_type
 from ingestion.errors import EmptyDocument, file_too_large
+from ingestion.ocr import watching
 from ingestion.parsers.base import ParsedDocument
 from ingestion.parsers.registry import ParserRegistry
 from retrieval.embedders.base import Embedder, Matrix
@@ -32,6 +33,9 @@ STAGE_SPAN: dict[str, tuple[float, float]] = {
     "index": (0.92, 1.0),
 }
 
+#: The most of the bar OCR takes (a document whose every page is a scan).
+OCR_SPAN = 0.8
+
 ProgressFn = Callable[[str, float], None]
 """``progress(stage, overall_fraction)``; may raise to cancel the job."""
 
@@ -44,6 +48,20 @@ class ParsedUpload:
     mime: str
     parsed: ParsedDocument
     timings: dict[str, float] = field(default_factory=dict)
+    #: Where the stages after parsing start on the job's progress bar: the parse
+    #: stage's end, or later when OCR took its share.
+    progress_start: float = STAGE_SPAN["parse"][1]
+
+    def overall(self, fraction: float) -> float:
+        """A position on the usual bar after parsing (``STAGE_SPAN``) moved into what is
+        left after ``progress_start``."""
+        end = STAGE_SPAN["parse"][1]
+        return self.progress_start + (1 - self.progress_start) * (fraction - end) / (1 - end)
+
+
+@dataclass
+class _Rest:
+    start: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -84,13 +102,28 @@ class IngestionPipeline:
     def parse(self, data: bytes, *, filename: str, progress: ProgressFn) -> ParsedUpload:
         """Detect and parse; ``EmptyDocument`` when no text comes out."""
         self.check_size(len(data))
-        progress("parse", STAGE_SPAN["parse"][0])
+        lo, hi = STAGE_SPAN["parse"]
+        progress("parse", lo)
         t = time.perf_counter()
         detected = detect_type(data, filename)
-        parsed = self.parsers.get(detected.mime).parse(data, filename=filename)
+        rest = _Rest()
+
+        def on_ocr(done: int, total: int, pages: int) -> None:
+            # OCR takes about a second a page, far longer than the rest of the job: it
+            # gets the share of the bar its pages have of the document, up to OCR_SPAN.
+            rest.start = hi + OCR_SPAN * total / max(pages, total, 1)
+            progress("ocr", lo + (rest.start - lo) * done / total)
+
+        with watching(on_ocr) as ocr:
+            parsed = self.parsers.get(detected.mime).parse(data, filename=filename)
         if not any(p.text.strip() for p in parsed.pages):
             raise EmptyDocument(f"no text could be extracted from {filename}")
-        return ParsedUpload(filename, detected.mime, parsed, {"parse": time.perf_counter() - t})
+        timings = {"parse": time.perf_counter() - t - ocr.seconds}
+        if ocr.images:
+            timings["ocr"] = ocr.seconds
+        return ParsedUpload(
+            filename, detected.mime, parsed, timings, progress_start=max(rest.start, hi)
+        )
 
     def batches(self, upload: ParsedUpload, *, progress: ProgressFn) -> Iterator[EmbeddedBatch]:
         """Chunk and embed a batch of chunks at a time, adding up the "chunk" and
@@ -103,7 +136,8 @@ class IngestionPipeline:
             page_starts.append(page_starts[-1] + len(page.text))
         total = max(page_starts[-1], 1)
         lo, hi = STAGE_SPAN["embed"]
-        progress("chunk", STAGE_SPAN["chunk"][0])
+        lo, hi = upload.overall(lo), upload.overall(hi)
+        progress("chunk", upload.overall(STAGE_SPAN["chunk"][0]))
         done = 0.0
         count = 0
         chunks = self.chunker.batches(parsed)

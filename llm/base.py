@@ -37,6 +37,8 @@ class Source:
     #: Offset of ``text`` within its page's text, so a quote's page offsets are
     #: ``char_start + citation.char_start``; None when unknown.
     char_start: int | None = None
+    #: The text was read by OCR from an image of the page (it may hold misreadings).
+    ocr: bool = False
 
 
 @dataclass(frozen=True)

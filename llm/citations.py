@@ -202,6 +202,8 @@ class Citation:
     score: float
     exact: bool
     origin: Literal["chunk", "page"] = "chunk"
+    #: The cited text was read by OCR from an image of its page.
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,5 +313,6 @@ def _cite(
             score=round(span.score, 3),
             exact=span.exact,
             origin=origin,
+            ocr=source.ocr,
         )
     return None

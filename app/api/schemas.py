@@ -264,6 +264,10 @@ class DocumentOut(BaseModel):
     progress: float = Field(default=0.0, description="0 to 1 within the current job.")
     eta_s: float | None = Field(default=None, description="Seconds left, estimated.")
     timings: dict[str, Any] = Field(default_factory=dict, description="Seconds per stage.")
+    parent_id: str | None = Field(
+        default=None,
+        description="The e-mail this document was attached to (deleting the mail deletes it).",
+    )
 
 
 class UploadOut(BaseModel):
@@ -299,6 +303,7 @@ class SearchHitOut(BaseModel):
     page: int | None
     text: str
     score: float
+    ocr: bool = Field(default=False, description="The text was read by OCR from an image.")
 
 
 class ChatIn(RequestModel):
@@ -333,6 +338,9 @@ class CitationOut(BaseModel):
     score: float
     exact: bool
     origin: Literal["chunk", "page"]
+    ocr: bool = Field(
+        default=False, description="The quote was read by OCR from an image of its page."
+    )
 
 
 class MessageOut(Model):

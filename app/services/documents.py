@@ -1,8 +1,14 @@
-"""Documents: add (blob + row + job in one transaction), list, delete."""
+"""Documents: add (blob + row + job in one transaction), list, delete.
+
+A mail's attachments are documents of their own (``parent_id`` = the mail), in
+its collection, added through the same rules as an upload (``add_in``); they go
+when the mail goes (deleted, or replaced by a new version).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -89,37 +95,9 @@ class DocumentService:
         self, collection_id: str, name: str, size: int, sha: str, uploader: str | None
     ) -> AddResult:
         with self.sessions.begin() as s:
-            same = s.scalars(
-                select(Document)
-                .where(Document.collection_id == collection_id, Document.sha256 == sha)
-                .order_by(Document.version.desc())
-            ).all()
-            for doc in same:
-                if doc.status != DocumentStatus.FAILED:
-                    return AddResult(doc.id, None, "duplicate")
-            latest = s.scalar(
-                select(Document)
-                .where(Document.collection_id == collection_id, Document.name == name)
-                .order_by(Document.version.desc())
-                .limit(1)
+            return add_in(
+                s, collection_id=collection_id, name=name, size=size, sha=sha, uploader=uploader
             )
-            if latest is not None and latest.sha256 == sha:
-                # The same bytes failed before: try again (Lantern may have been fixed).
-                latest.status, latest.error = DocumentStatus.QUEUED, None
-                job = IngestionJob(document_id=latest.id)
-                s.add(job)
-                s.flush()
-                return AddResult(latest.id, job.id, "requeued")
-            doc = Document(
-                collection_id=collection_id,
-                name=name,
-                size=size,
-                sha256=sha,
-                version=(latest.version + 1) if latest else 1,
-                replaces_id=latest.id if latest else None,
-                uploader=uploader,
-            )
-            return _queue(s, doc, "new_version" if latest else "queued")
 
     def add_file(
         self, *, collection_id: str, name: str, path: Path, uploader: str | None = None
@@ -168,6 +146,7 @@ class DocumentService:
                 version=(latest or doc.version) + 1,
                 replaces_id=doc.id,
                 uploader=uploader or doc.uploader,
+                parent_id=doc.parent_id,
             )
             return _queue(s, new, "new_version")
 
@@ -198,36 +177,15 @@ class DocumentService:
         """Record a file refused before processing (e.g. too large) as a failed job,
         so the admin sees it with its reason. Its bytes are not stored."""
         with self.sessions.begin() as s:
-            latest = s.scalar(
-                select(func.max(Document.version)).where(
-                    Document.collection_id == collection_id, Document.name == name
-                )
-            )
-            now = utcnow()
-            doc = Document(
+            return reject_in(
+                s,
                 collection_id=collection_id,
                 name=name,
                 size=size,
-                sha256=sha256 or sha256_of(b""),
-                version=(latest or 0) + 1,
-                status=DocumentStatus.FAILED,
-                error=reason,
+                reason=reason,
                 uploader=uploader,
-                timings={},
+                sha256=sha256,
             )
-            s.add(doc)
-            s.flush()
-            job = IngestionJob(
-                document_id=doc.id,
-                status=JobStatus.FAILED,
-                stage="upload",
-                error=reason,
-                finished_at=now,
-                timings={},
-            )
-            s.add(job)
-            s.flush()
-            return AddResult(doc.id, job.id, "rejected", reason)
 
     def get(self, document_id: str) -> Document:
         with self.sessions() as s:
@@ -270,13 +228,13 @@ class DocumentService:
         self, document_id: str, *, vectors: VectorStore, lexical: LexicalIndex | None = None
     ) -> None:
         """Remove the rows (chunks, pages, jobs cascade), the vectors (in the process that
-        writes them) and, when no other document shares it, the blob. A job still running
-        notices and stops."""
+        writes them) and, when no other document shares it, the blob; a mail's
+        attachments with it. A job still running notices and stops."""
         with self.sessions.begin() as s:
             doc = s.get(Document, document_id)
             if doc is None:
                 raise NotFound(f"no document {document_id}")
-            sha = doc.sha256
+            family = [(doc.id, doc.sha256), *descendants(s, [doc.id])]
             generations.bump(s, [doc.collection_id])  # cached answers may cite it
             # By statement, with a row count: a concurrent delete (or a newer version
             # published meanwhile) may have taken the row since it was read.
@@ -287,11 +245,12 @@ class DocumentService:
             # A replica's writer sweeps the entries away (``IngestionQueue.sweep``).
             if index is None or getattr(index, "read_only", False):
                 continue
-            if index.delete_documents([document_id]):
+            if index.delete_documents([i for i, _ in family]):
                 index.flush()
+        shas = {sha for _, sha in family}
         with self.sessions() as s:
-            shared = s.scalar(select(func.count()).where(Document.sha256 == sha))
-        if not shared:
+            shared = set(s.scalars(select(Document.sha256).where(Document.sha256.in_(shas))))
+        for sha in shas - shared:
             self.blobs.delete(sha)
 
     def chunk_count(self, *, collection_id: str | None = None) -> int:
@@ -341,6 +300,117 @@ class DocumentService:
                     select(IngestionJob.id).where(IngestionJob.status.in_(JobStatus.UNFINISHED))
                 )
             )
+
+
+def add_in(
+    s: Session,
+    *,
+    collection_id: str,
+    name: str,
+    size: int,
+    sha: str,
+    uploader: str | None,
+    parent_id: str | None = None,
+) -> AddResult:
+    """``DocumentService.add`` inside the transaction ``s``, the blob already stored:
+    a duplicate of a live document is not processed again, the same bytes that
+    failed before are retried, a changed file becomes a new version.
+
+    Duplicates are looked for among the documents of the same owner: uploads
+    among uploads, a mail's attachments among that mail's. A file that is also
+    attached to some mail is thus still ingested when uploaded, and does not
+    vanish when that mail is deleted (search suppresses the near-duplicate hit)."""
+    owner = Document.parent_id.is_(None) if parent_id is None else Document.parent_id == parent_id
+    same = s.scalars(
+        select(Document)
+        .where(Document.collection_id == collection_id, Document.sha256 == sha, owner)
+        .order_by(Document.version.desc())
+    ).all()
+    for doc in same:
+        if doc.status != DocumentStatus.FAILED:
+            return AddResult(doc.id, None, "duplicate")
+    latest = s.scalar(
+        select(Document)
+        .where(Document.collection_id == collection_id, Document.name == name)
+        .order_by(Document.version.desc())
+        .limit(1)
+    )
+    if latest is not None and latest.sha256 == sha:
+        # The same bytes failed before: try again (Lantern may have been fixed).
+        latest.status, latest.error = DocumentStatus.QUEUED, None
+        job = IngestionJob(document_id=latest.id)
+        s.add(job)
+        s.flush()
+        return AddResult(latest.id, job.id, "requeued")
+    doc = Document(
+        collection_id=collection_id,
+        name=name,
+        size=size,
+        sha256=sha,
+        version=(latest.version + 1) if latest else 1,
+        replaces_id=latest.id if latest else None,
+        uploader=uploader,
+        parent_id=parent_id,
+    )
+    return _queue(s, doc, "new_version" if latest else "queued")
+
+
+def reject_in(
+    s: Session,
+    *,
+    collection_id: str,
+    name: str,
+    size: int,
+    reason: str,
+    uploader: str | None = None,
+    sha256: str | None = None,
+    parent_id: str | None = None,
+) -> AddResult:
+    """``DocumentService.reject`` inside the transaction ``s``."""
+    latest = s.scalar(
+        select(func.max(Document.version)).where(
+            Document.collection_id == collection_id, Document.name == name
+        )
+    )
+    now = utcnow()
+    doc = Document(
+        collection_id=collection_id,
+        name=name,
+        size=size,
+        sha256=sha256 or sha256_of(b""),
+        version=(latest or 0) + 1,
+        status=DocumentStatus.FAILED,
+        error=reason,
+        uploader=uploader,
+        timings={},
+        parent_id=parent_id,
+    )
+    s.add(doc)
+    s.flush()
+    job = IngestionJob(
+        document_id=doc.id,
+        status=JobStatus.FAILED,
+        stage="upload",
+        error=reason,
+        finished_at=now,
+        timings={},
+    )
+    s.add(job)
+    s.flush()
+    return AddResult(doc.id, job.id, "rejected", reason)
+
+
+def descendants(s: Session, ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(id, sha256) of every document attached below ``ids``, at any depth."""
+    out: list[tuple[str, str]] = []
+    level = list(ids)
+    while level:
+        rows = s.execute(
+            select(Document.id, Document.sha256).where(Document.parent_id.in_(level))
+        ).all()
+        out.extend((r[0], r[1]) for r in rows)
+        level = [r[0] for r in rows]
+    return out
 
 
 def _queue(s: Session, doc: Document, outcome: Outcome) -> AddResult:

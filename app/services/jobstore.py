@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -23,10 +23,12 @@ from app.db.models import (
     utcnow,
 )
 from app.db.repositories import generations
+from app.services.attachments import StoredAttachment, queue_attachments
+from app.services.documents import descendants
 from ingestion.blobstore import BlobStore
 from ingestion.chunking import ChunkDraft
 from ingestion.jobs import JobCancelled, JobSpec
-from ingestion.parsers.base import ParsedDocument
+from ingestion.parsers.base import Attachment, ParsedDocument
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,12 @@ class SqlJobStore:
         max_attempts: int = 3,
         lease_seconds: int = 120,
         on_finished: Callable[[dict[str, float], bool, int], None] | None = None,
+        max_file_bytes: int | None = None,
     ) -> None:
         """``on_finished`` is called after a job finished for good, with its stage
-        timings, whether it succeeded and its document's page count (for metrics)."""
+        timings, whether it succeeded and its document's page count (for metrics).
+        ``max_file_bytes``: the upload limit, which a mail's attachments obey too."""
+        self.max_file_bytes = max_file_bytes
         self.sessions = sessions
         self.blobs = blobs
         self.max_attempts = max_attempts
@@ -100,7 +105,7 @@ class SqlJobStore:
                 s.execute(
                     insert(Page),
                     [
-                        {"document_id": doc.id, "number": p.number, "text": p.text}
+                        {"document_id": doc.id, "number": p.number, "text": p.text, "ocr": p.ocr}
                         for p in parsed.pages[i : i + 1000]
                     ],
                 )
@@ -120,14 +125,22 @@ class SqlJobStore:
                     "char_end": c.char_end,
                     "token_count": c.token_count,
                     "content_hash": c.content_hash,
+                    "ocr": c.ocr,
                 }
                 for c, cid in zip(chunks, chunk_ids, strict=True)
             ]
             for i in range(0, len(rows), 1000):
                 s.execute(insert(Chunk), rows[i : i + 1000])
 
-    def mark_ready(self, spec: JobSpec, *, timings: dict[str, float]) -> list[str]:
+    def mark_ready(
+        self,
+        spec: JobSpec,
+        *,
+        timings: dict[str, float],
+        attachments: Sequence[Attachment] = (),
+    ) -> list[str]:
         pages = 0
+        stored = self._store_attachments(attachments)
         with self.sessions.begin() as s:
             # What the collection can answer changes at this commit. The collection row
             # is locked first, as a document or collection delete takes it, so writers
@@ -145,20 +158,37 @@ class SqlJobStore:
                 # A newer version finished first: this one goes (its job, chunks and
                 # pages with it, by cascade).
                 _delete_documents(s, [doc.id])
-                shas = {doc.sha256}
-                replaced = []
+                shas = {doc.sha256} | {a.sha for a in stored if a.sha}
+                gone = []
             else:
-                replaced = [o for o in versions if o.version < doc.version]
-                shas = {o.sha256 for o in replaced}
+                replaced = [o.id for o in versions if o.version < doc.version]
+                # The replaced versions' attachments go with them (by cascade).
+                family = [(o.id, o.sha256) for o in versions if o.id in replaced]
+                family += descendants(s, replaced)
+                shas = {sha for _, sha in family}
+                gone = [i for i, _ in family]
                 pages = doc.page_count
                 self._publish(s, doc, spec, timings)
-                _delete_documents(s, [o.id for o in replaced])
+                _delete_documents(s, replaced)
+                if stored:
+                    limit = self.max_file_bytes or max(a.size for a in stored)
+                    queue_attachments(s, doc, stored, max_bytes=limit)
         self._gc_blobs(shas)
         if obsolete:
             raise JobCancelled(spec.job_id)
         if self.on_finished is not None:
             self.on_finished(dict(timings), True, pages)
-        return [o.id for o in replaced]
+        return gone
+
+    def _store_attachments(self, attachments: Sequence[Attachment]) -> list[StoredAttachment]:
+        """Write the attachments' blobs before the transaction that adds their rows, as
+        an upload does (a crash between leaves unreferenced blobs for ``gc_blobs``)."""
+        out = []
+        for a in attachments:
+            too_large = self.max_file_bytes is not None and len(a.data) > self.max_file_bytes
+            sha = None if too_large else self.blobs.put(a.data)
+            out.append(StoredAttachment(a.name, len(a.data), sha))
+        return out
 
     def mark_failed(self, spec: JobSpec, *, error: str, retry: bool) -> bool:
         with self.sessions.begin() as s:

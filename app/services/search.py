@@ -29,6 +29,8 @@ class SearchResult:
     score: float
     ordinal: int = 0
     token_count: int = 0
+    #: The chunk's text was read by OCR from an image of its page.
+    ocr: bool = False
 
 
 class SearchService:
@@ -103,6 +105,7 @@ class SearchService:
                     score=scores.get(cid, 0.0),
                     ordinal=c.ordinal,
                     token_count=c.token_count,
+                    ocr=bool(c.ocr),
                 )
             )
         return out

@@ -56,6 +56,7 @@ class DocumentBuilder:
         self._elements: list[Element] = []
         self._parts: list[str] = []
         self._length = 0
+        self._ocr = False
 
     @property
     def page_number(self) -> int:
@@ -79,10 +80,15 @@ class DocumentBuilder:
         path = tuple(one_line(p) for p in section_path)
         self._elements.append(Element(kind, self.page_number, start, self._length, path))
 
+    def mark_ocr(self) -> None:
+        """The current page's text is read by OCR from an image of it."""
+        self._ocr = True
+
     def next_page(self) -> None:
-        self._pages.append(Page(self.page_number, "".join(self._parts)))
+        self._pages.append(Page(self.page_number, "".join(self._parts), self._ocr))
         self._parts = []
         self._length = 0
+        self._ocr = False
 
     def build(
         self,

@@ -2,6 +2,7 @@
 
 - Paragraphs: a blank line, or a vertical gap between two lines clearly larger
   than the page's usual line spacing (or a jump up the page: a new column).
+  A table (a ``Line`` with ``table`` set, see ``_pdf_tables``) is a block of its own.
 - Headings: a line that matches a PDF bookmark title on the bookmark's page, or
   a short line set in a font clearly larger than the document's body text.
 - Sections: the bookmark trail, with font-size headings nested below it (or,
@@ -27,11 +28,24 @@ _MAX_HEADING_LEVELS = 6
 @dataclass(frozen=True)
 class Line:
     """A line of page text; ``y`` is the baseline of its first character (None
-    when unknown) and ``size`` that character's font size (0 when unknown)."""
+    when unknown) and ``size`` that character's font size (0 when unknown).
+
+    ``x0``/``x1`` are its left and right edges. ``pieces`` is the line cut at
+    wide horizontal gaps (two columns' lines that pdfium read as one), empty
+    when there is no such gap. A ``table`` line holds a whole table, one row a
+    line, and its ``y`` is the table's top edge. A ``continued`` line goes on with
+    the sentence of the line before it although it sits higher up the page (the
+    top of the next column), so no paragraph starts there.
+    """
 
     text: str
     y: float | None = None
     size: float = 0.0
+    x0: float | None = None
+    x1: float | None = None
+    pieces: tuple[Line, ...] = ()
+    table: bool = False
+    continued: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,8 @@ def split_paragraphs(lines: Sequence[Line | None]) -> list[list[Line]]:
     gaps = [
         a.y - b.y
         for a, b in itertools.pairwise(lines)
-        if a and b and a.y is not None and b.y is not None and a.y > b.y
+        if a and b and not (a.table or b.table)
+        if a.y is not None and b.y is not None and a.y > b.y
     ]
     usual = statistics.median(gaps) if gaps else 0.0
     blocks: list[list[Line]] = []
@@ -66,6 +81,10 @@ def split_paragraphs(lines: Sequence[Line | None]) -> list[list[Line]]:
 
 
 def _is_break(previous: Line, line: Line, usual: float) -> bool:
+    if previous.table or line.table:
+        return True
+    if line.continued:
+        return False
     if previous.y is None or line.y is None:
         return False
     gap = previous.y - line.y
@@ -79,7 +98,7 @@ def heading_levels(pages: Sequence[Sequence[Line | None]]) -> dict[float, int]:
     """Font sizes used for headings, mapped to levels (1 = largest)."""
     weights: Counter[float] = Counter()
     for line in itertools.chain.from_iterable(pages):
-        if line is not None and line.size > 0:
+        if line is not None and line.size > 0 and not line.table:
             weights[round(line.size, 1)] += len(line.text)
     if not weights:
         return {}
@@ -128,6 +147,11 @@ class SectionTracker:
             run: list[str] = []
             run_level = 0  # 0: body text, else the heading level of the run
             for line in block:
+                if line.table:
+                    self._emit(builder, run, run_level)
+                    run, run_level = [], 0
+                    builder.add("table", line.text, self.path)
+                    continue
                 if queue and _key(line.text) == _key(queue[0].title):
                     self._emit(builder, run, run_level)
                     run, run_level = [], 0

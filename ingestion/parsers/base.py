@@ -16,10 +16,14 @@ ElementKind = Literal["text", "heading", "list", "table", "code"]
 
 @dataclass(frozen=True)
 class Page:
-    """One page of extracted text. ``number`` is 1-based (PDF page, PPTX slide)."""
+    """One page of extracted text. ``number`` is 1-based (PDF page, PPTX slide).
+
+    ``ocr`` is True when the text was read by OCR from an image of the page (a scan,
+    a photograph, a slide of screenshots): citations say so."""
 
     number: int
     text: str
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,22 @@ class Element:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file carried inside a document (an e-mail's attachment), ingested as a
+    document of its own: ``name`` is its file name, ``data`` its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class ParsedDocument:
     """What a parser returns.
 
     ``paginated`` is False for formats without real pages (DOCX, HTML,
     Markdown, TXT): they come back as a single page 1 and citations omit the
-    page number.
+    page number. ``attachments``: files inside it (an e-mail's) that the job
+    adds as documents of their own, linked to this one.
     """
 
     mime: str
@@ -53,9 +67,14 @@ class ParsedDocument:
     paginated: bool
     title: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
     def element_text(self, element: Element) -> str:
         return self.pages[element.page - 1].text[element.start : element.end]
+
+    @property
+    def ocr_pages(self) -> int:
+        return sum(1 for p in self.pages if p.ocr)
 
     @property
     def text_length(self) -> int:

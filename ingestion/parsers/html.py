@@ -40,8 +40,14 @@ _CONTAINERS = frozenset(
 )  # fmt: skip
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _LISTS = frozenset({"ul", "ol", "menu"})
+_BLOCKS = _CONTAINERS | _HEADINGS.keys() | _LISTS | {"p", "pre", "table", "li", "hr", "dl"}
+# Elements whose text ends a line when flattened into a cell, list item or heading.
+_LINE_BREAKING = _BLOCKS | {"caption", "tr"}
+_CELLS = ("td", "th")
+_IN_TABLE = ", ".join(f"table {tag}" for tag in ("table", *_HEADINGS))
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _SPACES = re.compile(r"[ \t\r\n\f]+")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 class HtmlParser:
@@ -53,15 +59,23 @@ class HtmlParser:
         if not data:
             raise EmptyDocument(f"{filename} is empty")
         match = _META_CHARSET.search(data[:4096])
-        text = decode_text(data, declared=match.group(1).decode("ascii") if match else None)
-        tree = LexborHTMLParser(text)
-        title_node = tree.css_first("title")
-        title = title_node.text(deep=True) if title_node is not None else None
+        declared = match.group(1).decode("ascii") if match else None
+        text = decode_text(data, declared=declared, html=True)
         builder = DocumentBuilder()
-        add_html_body(builder, tree)
+        title = add_html(builder, text)
         if not builder.has_text:
             raise EmptyDocument(f"{filename}: the HTML page has no visible text")
         return builder.build(mime=HTML_MIME, paginated=False, title=title)
+
+
+def add_html(builder: DocumentBuilder, text: str) -> str | None:
+    """Add the readable blocks of the HTML ``text`` to ``builder`` (for formats that
+    carry HTML, such as an e-mail's body); return the page's ``<title>``, if any."""
+    tree = LexborHTMLParser(text)
+    title_node = tree.css_first("title")
+    title = title_node.text(deep=True) if title_node is not None else None
+    add_html_body(builder, tree)
+    return title
 
 
 def add_html_body(
@@ -81,7 +95,7 @@ def add_html_body(
     _drop_chrome(tree, site_chrome=site_chrome)
     body = tree.body
     if body is not None:
-        _Walker(builder, trail).container(body)
+        _Walker(builder, _layout_tables(body), trail).container(body)
 
 
 def _drop_chrome(tree: LexborHTMLParser, *, site_chrome: bool) -> None:
@@ -105,15 +119,47 @@ def _has_ancestor(node: LexborNode, test: Callable[[LexborNode], bool]) -> bool:
     return False
 
 
+def _layout_tables(body: LexborNode) -> set[int]:
+    """The ``mem_id`` of every table holding a table or a heading in its cells, found
+    with one query over the page rather than one per table."""
+    layout: set[int] = set()
+    for node in body.css(_IN_TABLE):
+        parent = node.parent
+        while parent is not None:
+            if parent.tag == "table":
+                layout.add(parent.mem_id)
+            parent = parent.parent
+    return layout
+
+
 def _inline_text(node: LexborNode) -> str:
-    """Text of an inline run; ``<br>`` becomes a line break, other whitespace collapses."""
-    if node.tag == "-text":
+    """Text of an inline run; ``<br>`` becomes a line break, other whitespace collapses.
+    Blocks flattened into a run (``<p>`` in a list item or a cell) end a line, and
+    cells are spaced apart, so their sentences do not run together."""
+    tag = node.tag
+    if tag == "-text":
         return _SPACES.sub(" ", node.text_content or "")
-    if node.tag == "br":
+    if tag == "br":
         return "\n"
-    if node.tag in ("img", "-comment"):
+    if tag in ("img", "-comment"):
         return ""
-    return "".join(_inline_text(child) for child in node.iter(include_text=True))
+    text = "".join(_inline_text(child) for child in node.iter(include_text=True))
+    if tag in _LINE_BREAKING:
+        return f"\n{text}\n"
+    if tag in _CELLS:
+        return f" {text} "
+    return text
+
+
+def _table_rows(table: LexborNode) -> list[list[LexborNode]]:
+    """The cells of the table's own rows (not those of tables nested in its cells)."""
+    rows: list[list[LexborNode]] = []
+    for child in table.iter():
+        groups = [child] if child.tag == "tr" else []
+        if child.tag in ("thead", "tbody", "tfoot"):
+            groups = [tr for tr in child.iter() if tr.tag == "tr"]
+        rows.extend([c for c in tr.iter() if c.tag in _CELLS] for tr in groups)
+    return rows
 
 
 def _tidy(text: str) -> str:
@@ -121,18 +167,18 @@ def _tidy(text: str) -> str:
 
 
 class _Walker:
-    def __init__(self, builder: DocumentBuilder, trail: HeadingTrail | None = None) -> None:
+    def __init__(
+        self, builder: DocumentBuilder, layout: set[int], trail: HeadingTrail | None = None
+    ) -> None:
         self.builder = builder
+        self.layout = layout
         self.trail = trail if trail is not None else HeadingTrail()
 
     def container(self, node: LexborNode) -> None:
         """Visit a block container: inline runs between child blocks become text blocks."""
         run: list[str] = []
         for child in node.iter(include_text=True):
-            tag = child.tag or ""
-            if tag in _CONTAINERS or tag in _HEADINGS or tag in _LISTS or tag in (
-                "p", "pre", "table", "li", "hr", "dl"
-            ):  # fmt: skip
+            if (child.tag or "") in _BLOCKS:
                 self._text("".join(run))
                 run = []
                 self.block(child)
@@ -146,8 +192,6 @@ class _Walker:
             text = one_line(_inline_text(node))
             if text:
                 self.builder.add("heading", text, self.trail.enter(_HEADINGS[tag], text))
-        elif tag == "p":
-            self._text(_inline_text(node))
         elif tag in _LISTS or tag == "li":
             items: list[ListItem] = []
             self._list_items(node, 0, items)
@@ -155,12 +199,31 @@ class _Walker:
         elif tag == "pre":
             self.builder.add("code", node.text(deep=True), self.trail.path)
         elif tag == "table":
-            self.builder.add("table", format_table(self._rows(node)), self.trail.path)
+            self.table(node)
         elif tag != "hr":
-            self.container(node)
+            self.container(node)  # ``p`` too: an old page's ``<p>`` may hold a table
+
+    def table(self, table: LexborNode) -> None:
+        """A data table becomes ``a | b`` rows. A layout table (one cell, or a table or
+        a heading in a cell: how pages were laid out before CSS) is read cell by cell as
+        containers, so its paragraphs stay paragraphs and the tables inside it become
+        tables, and no text is read twice (in the outer cell and in the inner table)."""
+        for caption in table.iter():
+            if caption.tag == "caption":
+                self._text(_inline_text(caption))
+        rows = _table_rows(table)
+        cells = [cell for row in rows for cell in row]
+        if len(cells) == 1 or table.mem_id in self.layout:
+            for cell in cells:
+                self.container(cell)
+            return
+        text = format_table([_inline_text(cell) for cell in row] for row in rows)
+        self.builder.add("table", text, self.trail.path)
 
     def _text(self, text: str) -> None:
-        self.builder.add("text", _tidy(text), self.trail.path)
+        # A blank line (``<br><br>``) parts paragraphs where a page has no ``<p>``.
+        for paragraph in _BLANK_LINE.split(_tidy(text)):
+            self.builder.add("text", paragraph, self.trail.path)
 
     def _list_items(self, node: LexborNode, level: int, items: list[ListItem]) -> None:
         if node.tag == "li":
@@ -184,10 +247,3 @@ class _Walker:
         items.append(ListItem("".join(own), level, ordered))
         for sub in nested:
             self._list_items(sub, level + 1, items)
-
-    def _rows(self, table: LexborNode) -> list[list[str]]:
-        rows = []
-        for tr in table.css("tr"):
-            cells = [_inline_text(c) for c in tr.iter() if c.tag in ("th", "td")]
-            rows.append(cells)
-        return rows

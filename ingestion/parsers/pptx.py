@@ -19,6 +19,7 @@ from pptx.slide import Slide
 
 from ingestion.detect import PPTX_MIME
 from ingestion.errors import EmptyDocument, ParseError
+from ingestion.ocr import OFF_HINT, Ocr, picture
 from ingestion.parsers._blocks import DocumentBuilder, ListItem, format_list, format_table
 from ingestion.parsers.base import ParsedDocument
 from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED, ZipLimits
@@ -41,29 +42,56 @@ class PptxParser:
         *,
         max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
         max_ratio: float = DEFAULT_MAX_RATIO,
+        ocr: Ocr | None = None,
+        off_reason: str = OFF_HINT,
     ) -> None:
         self.zip_limits = ZipLimits(max_uncompressed=max_uncompressed, max_ratio=max_ratio)
+        self.ocr = ocr
+        self.off_reason = off_reason
 
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
         self.zip_limits.check(data, filename=filename, kind="PPTX")
-        builder = DocumentBuilder()
-        first_title: str | None = None
         try:
             presentation = pptx.Presentation(io.BytesIO(data))
             slides = list(presentation.slides)
-            for number, slide in enumerate(slides, start=1):
-                if number > 1:
-                    builder.next_page()
-                title = _add_slide(builder, slide)
-                first_title = first_title or title
+            # A slide with no text of its own: the text of its pictures, by OCR.
+            pictures = [
+                _pictures(slide) if self.ocr and not _has_text(slide) else [] for slide in slides
+            ]
             core_title = presentation.core_properties.title
         except Exception as e:  # python-pptx/lxml raise many types on damaged files
             raise ParseError(f"{filename} is not a valid PPTX file: {e}") from e
+        builder = DocumentBuilder()
+        first_title: str | None = None
+        total = sum(map(len, pictures))
+        done = 0
+        for number, slide in enumerate(slides, start=1):
+            if number > 1:
+                builder.next_page()
+            try:
+                title = _add_slide(builder, slide)
+            except Exception as e:  # python-pptx/lxml raise many types on damaged files
+                raise ParseError(f"{filename} is not a valid PPTX file: {e}") from e
+            first_title = first_title or title
+            if pictures[number - 1]:
+                builder.mark_ocr()
+            for blob in pictures[number - 1]:
+                image = picture(blob)
+                if image is not None and self.ocr is not None:
+                    for paragraph in self.ocr.read(
+                        image, done=done, total=total, pages=len(slides)
+                    ):
+                        builder.add("text", paragraph)
+                done += 1
         if not builder.has_text:
             count = f"{len(slides)} slide{'s' if len(slides) != 1 else ''}"
-            raise EmptyDocument(
-                f"{filename}: PPTX has {count} but no text (only pictures?); OCR is not enabled"
-            )
+            if total:
+                reason = "OCR found no text in its pictures"
+            elif self.ocr is None:
+                reason = f"only pictures?; {self.off_reason}"
+            else:
+                reason = "and no pictures with text"
+            raise EmptyDocument(f"{filename}: PPTX has {count} but no text ({reason})")
         logger.debug("parsed PPTX with %d slides", len(slides))
         return builder.build(mime=PPTX_MIME, paginated=True, title=core_title or first_title)
 
@@ -90,6 +118,31 @@ def _add_slide(builder: DocumentBuilder, slide: Slide) -> str | None:
         if notes:
             builder.add("text", f"Notes: {notes}", path)
     return title or None
+
+
+def _has_text(slide: Slide) -> bool:
+    for shape in _flatten(slide.shapes):
+        if shape.has_text_frame and shape.text_frame.text.strip():
+            return True
+        table = shape.table if getattr(shape, "has_table", False) else None
+        if table is not None and any(c.text.strip() for r in table.rows for c in r.cells):
+            return True
+    return False
+
+
+def _pictures(slide: Slide) -> list[bytes]:
+    """The slide's pictures (top to bottom, then left to right), as image bytes."""
+    found = []
+    for shape in _flatten(slide.shapes):
+        if shape.shape_type == MSO_SHAPE_TYPE.PICTURE or (
+            shape.is_placeholder and hasattr(shape, "image")
+        ):
+            try:
+                found.append((shape.top or 0, shape.left or 0, shape.image.blob))
+            except (AttributeError, KeyError, ValueError):
+                continue  # a linked picture, or a placeholder without one
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [blob for _, _, blob in found]
 
 
 def _flatten(shapes: Any) -> Iterator[Any]:

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from ingestion.errors import UnsupportedFormat
+from ingestion.ocr import OFF_HINT, Ocr, RapidOcrEngine, ocr_available
 from ingestion.parsers.base import Parser
 from ingestion.parsers.delimited import DelimitedParser
 from ingestion.parsers.docx import DocxParser
+from ingestion.parsers.eml import EmlParser
 from ingestion.parsers.epub import EpubParser
 from ingestion.parsers.html import HtmlParser
+from ingestion.parsers.image import ImageParser
 from ingestion.parsers.markdown import MarkdownParser
+from ingestion.parsers.msg import MsgParser
 from ingestion.parsers.opendocument import OpenDocumentParser
-from ingestion.parsers.pdf import PdfParser
+from ingestion.parsers.pdf import OCR_DPI, PdfParser
 from ingestion.parsers.pptx import PptxParser
 from ingestion.parsers.rtf import RtfParser
 from ingestion.parsers.spreadsheet import SpreadsheetParser
 from ingestion.parsers.text import TextParser
 from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED
+
+logger = logging.getLogger(__name__)
 
 
 class ParserRegistry:
@@ -52,19 +59,24 @@ def default_registry(
     *,
     max_zip_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
     max_zip_ratio: float = DEFAULT_MAX_RATIO,
+    ocr: bool | Ocr = True,
+    ocr_dpi: int = OCR_DPI,
 ) -> ParserRegistry:
     """The offline-safe parsers: PDF, DOCX, PPTX, spreadsheets (XLSX/XLSM/XLSB/XLS/ODS),
-    CSV/TSV, ODT/ODP, EPUB, RTF, HTML, Markdown, plain text.
+    CSV/TSV, ODT/ODP, EPUB, RTF, HTML, Markdown, plain text, images, e-mail (EML, MSG).
 
     The zip limits guard every zip-based format (OOXML, OpenDocument, EPUB) against
-    zip bombs.
+    zip bombs. ``ocr``: True reads scans and pictures with RapidOCR when it is
+    installed (else they fail with the reason it is not), False turns OCR off, or an
+    ``Ocr`` to use.
     """
+    engine, off_reason = _ocr(ocr)
     up, ratio = max_zip_uncompressed, max_zip_ratio
     return ParserRegistry(
         [
-            PdfParser(),
-            DocxParser(max_uncompressed=up, max_ratio=ratio),
-            PptxParser(max_uncompressed=up, max_ratio=ratio),
+            PdfParser(ocr=engine, ocr_dpi=ocr_dpi, off_reason=off_reason),
+            DocxParser(max_uncompressed=up, max_ratio=ratio, ocr=engine, off_reason=off_reason),
+            PptxParser(max_uncompressed=up, max_ratio=ratio, ocr=engine, off_reason=off_reason),
             SpreadsheetParser(max_uncompressed=up, max_ratio=ratio),
             OpenDocumentParser(max_uncompressed=up, max_ratio=ratio),
             EpubParser(max_uncompressed=up, max_ratio=ratio),
@@ -73,5 +85,20 @@ def default_registry(
             HtmlParser(),
             MarkdownParser(),
             TextParser(),
+            ImageParser(engine, off_reason=off_reason),
+            EmlParser(),
+            MsgParser(),
         ]
     )
+
+
+def _ocr(ocr: bool | Ocr) -> tuple[Ocr | None, str]:
+    if isinstance(ocr, Ocr):
+        return ocr, OFF_HINT
+    if not ocr:
+        return None, OFF_HINT
+    missing = ocr_available()
+    if missing is not None:
+        logger.warning("%s", missing)
+        return None, missing
+    return Ocr(RapidOcrEngine()), OFF_HINT

@@ -103,6 +103,10 @@ class SpreadsheetParser:
             raise EncryptedDocument(f"{filename} is password-protected; {_PROTECT_ADVICE}") from e
         except (python_calamine.CalamineError, ValueError, OverflowError) as e:
             raise ParseError(f"{filename} is not a valid {_label(mime)} workbook: {e}") from e
+        if sheets == 0:
+            raise EmptyDocument(
+                f"{filename}: the workbook has no worksheets (only charts, or a damaged file)"
+            )
         if not builder.has_text:
             skipped = f" ({hidden} hidden sheet{'s are' if hidden != 1 else ' is'} not read)"
             raise EmptyDocument(

@@ -29,7 +29,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("parent_id", sa.String(length=32), nullable=True))
         batch_op.create_index(batch_op.f("ix_documents_parent_id"), ["parent_id"], unique=False)
         batch_op.create_foreign_key(
-            batch_op.f("fk_documents_parent_id_documents"), "documents", ["parent_id"], ["id"], ondelete="CASCADE"
+            batch_op.f("fk_documents_parent_id_documents"),
+            "documents",
+            ["parent_id"],
+            ["id"],
+            ondelete="CASCADE",
         )
 
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from app.db.migrate import head_revision
 from app.samples import HERE
 from tests.api.conftest import group_id, sse_events, upload, wait_ready
+from tests.fixtures.mail import make_eml
 
 QUESTION = "How many vacation days do new employees get?"
 
@@ -259,3 +260,21 @@ def test_documents_filter_by_status_and_ready_reports_the_schema(
     health = admin.get("/health").json()
     assert health["embedding_fallback"] is True  # the bundled MiniLM, offline
     assert "fallback" in health["warnings"][0]
+
+
+def test_a_mails_attachment_is_listed_with_its_mail_and_readable_like_it(
+    hr: str, admin: TestClient, member: TestClient
+) -> None:
+    mail = make_eml(
+        subject="Bike storage",
+        text="Bikes are stored in the courtyard shed.",
+        attachments=[("shed.md", b"# Shed\n\nThe shed code is changed every quarter.")],
+    )
+    [up] = upload(admin, hr, {"bikes.eml": mail})
+    docs = {d["name"]: d for d in wait_ready(admin, hr)}
+    shed = docs["bikes.eml/shed.md"]
+    assert (shed["status"], shed["parent_id"]) == ("ready", up["document_id"])
+    assert docs["bikes.eml"]["parent_id"] is None
+    # The member who may read the mail's collection finds the attachment too.
+    hits = member.post("/api/v1/search", json={"query": "how often is the shed code changed"})
+    assert hits.json()[0]["document_name"] == "bikes.eml/shed.md"

@@ -153,9 +153,26 @@ def test_binary_named_md_is_refused() -> None:
 
 
 def test_known_binary_is_named() -> None:
-    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)
-    with pytest.raises(UnsupportedFormat, match=r"notes\.md looks like a PNG image"):
-        detect_type(png, "notes.md")
+    mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(64)
+    with pytest.raises(UnsupportedFormat, match=r"notes\.md looks like an MP3 audio file"):
+        detect_type(mp3, "notes.md")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mime"),
+    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("TIFF", "image/tiff"),
+     ("BMP", "image/bmp"), ("GIF", "image/gif"), ("WEBP", "image/webp")],
+)  # fmt: skip
+def test_images_are_detected_by_content_for_ocr(fmt: str, mime: str) -> None:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(out, format=fmt)
+    assert detect_type(out.getvalue(), "scan.md").mime == mime
+
+
+def test_text_starting_with_bm_is_not_a_bitmap() -> None:
+    assert detect_type(b"BM stands for base model.\n", "notes.txt").mime == TEXT_MIME
 
 
 def test_text_that_starts_like_a_magic_number_is_still_text() -> None:

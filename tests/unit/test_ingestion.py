@@ -104,7 +104,7 @@ BAD_INPUTS = {
     "binary.md": (docs.binary_named_md, "binary"),
     "garbled.txt": (docs.undecodable_text, "encoding"),
     "legacy.doc": (docs.ole2_doc, "legacy"),
-    "image.png": (lambda: b"\x89PNG\r\n\x1a\n" + bytes(200), "PNG"),
+    "image.png": (lambda: b"\x89PNG\r\n\x1a\n" + bytes(200), "not a valid image"),
 }
 
 

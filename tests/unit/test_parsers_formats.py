@@ -35,6 +35,7 @@ from ingestion.parsers.registry import default_registry
 from ingestion.parsers.rtf import RtfParser
 from ingestion.parsers.spreadsheet import SpreadsheetParser
 from tests.fixtures import docs
+from tests.fixtures.ole import make_ole
 from tests.unit.test_parsers import assert_well_formed, texts
 
 MB = 1024 * 1024
@@ -155,21 +156,21 @@ def test_workbook_zip_of_garbage_is_a_parse_error() -> None:
 
 def test_password_protected_workbook_is_encrypted() -> None:
     # Excel encrypts a protected .xlsx into an OLE2 file with EncryptionInfo and
-    # EncryptedPackage streams; this is the start of one (header, directory names).
-    ole2 = (
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-        + bytes(504)
-        + "EncryptionInfo".encode("utf-16-le")
-        + bytes(100)
-        + "EncryptedPackage".encode("utf-16-le")
-    )
+    # EncryptedPackage streams. Detection refuses it; the parser does too, should one
+    # reach it under the legacy Excel type the OLE2 branch routes to it.
+    ole2 = make_ole({"EncryptionInfo": bytes(700), "EncryptedPackage": bytes(700)})
+    with pytest.raises(EncryptedDocument, match="password-protected"):
+        parse(ole2, "salaries.xlsx")
     parser = SpreadsheetParser()
-    assert XLS_MIME in parser.mime_types  # the OLE2 branch of detection routes .xls here
+    assert XLS_MIME in parser.mime_types
     with pytest.raises(EncryptedDocument, match=r"salaries\.xlsx is an encrypted.*remove the"):
         parser.parse(ole2, filename="salaries.xlsx")
 
 
-def test_legacy_file_that_is_not_a_workbook() -> None:
+def test_legacy_workbooks_that_are_garbage() -> None:
+    # OLE2 files with a Workbook stream are routed here as .xls.
+    with pytest.raises(EmptyDocument, match=r"old\.xls: the workbook has no worksheets"):
+        parse(make_ole({"Workbook": bytes(700)}), "old.xls")
     with pytest.raises(ParseError, match=r"old\.xls is not a valid Excel 97-2003 workbook"):
         SpreadsheetParser().parse(docs.ole2_doc(), filename="old.xls")
 

@@ -13,6 +13,8 @@ import pytest
 
 from app.api.deps import SESSION_COOKIE
 from app.services.audit import AuditQuery
+from tests.fixtures.mail import make_eml
+from tests.unit.ingest_helpers import ingest, run_jobs
 from ui.mount import handlers
 from ui.web import AdminUI, ChatUI
 
@@ -225,3 +227,18 @@ def test_reindexing_and_deleting_from_the_console_are_audited(
         "handbook.md",
     )
     assert admin.documents_table(handbook, admin_request) == []
+
+
+def test_the_documents_table_names_the_mail_an_attachment_came_with(
+    ui: tuple[ChatUI, AdminUI], container: Any, admin_request: gr.Request
+) -> None:
+    _, admin = ui
+    cid = admin.create_collection("Mail", admin_request)[0]["value"]
+    mail = make_eml(
+        subject="Rota", text="The rota is attached.", attachments=[("rota.md", b"# Rota\n\nAnn.")]
+    )
+    ingest(container, {"rota.eml": mail}, collection="Mail")
+    run_jobs(container)
+    rows = {r[0]: r for r in admin.documents_table(cid, admin_request)}
+    assert rows["rota.eml/rota.md"][-2] == "rota.eml"
+    assert rows["rota.eml"][-2] == ""

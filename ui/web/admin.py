@@ -115,15 +115,18 @@ class AdminUI(Handlers):
     # -- documents -----------------------------------------------------------------
 
     def documents_table(self, cid: str | None, request: gr.Request) -> list[list[Any]]:
-        """name, status, stage, progress, ETA, error and id of each document."""
+        """name, status, stage, progress, ETA, error, the mail it is attached to and id
+        of each document."""
         _, actor = self._admin(request)
         if not cid:
             return []
         rows = []
         with refused():
             views = self.library.list_documents(actor, cid)
+        names = {p.document.id: p.document.name for p in views}
         for p in views:
             d, job = p.document, p.job
+            parent = names.get(d.parent_id, d.parent_id or "") if d.parent_id else ""
             rows.append(
                 [
                     d.name,
@@ -132,6 +135,7 @@ class AdminUI(Handlers):
                     f"{job.progress if job else 0.0:.0%}",
                     p.eta_s if p.eta_s is not None else "",
                     d.error or "",
+                    parent,
                     d.id,
                 ]
             )

@@ -108,7 +108,7 @@ def _admin_console(admin: AdminUI) -> tuple[list[Any], list[Any]]:
         upload = gr.Button("Upload to the collection", variant="primary", elem_id="upload-btn")
         upload_result = gr.Markdown(elem_id="upload-result")
         docs = gr.Dataframe(
-            headers=["name", "status", "stage", "progress", "ETA s", "error", "id"],
+            headers=["name", "status", "stage", "progress", "ETA s", "error", "attached to", "id"],
             interactive=False,
             elem_id="documents",
             label="Documents of the collection (refreshes every 2 s)",

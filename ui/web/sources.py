@@ -33,6 +33,8 @@ def citations_html(search: SearchService, citations: list[dict[str, Any]]) -> st
         page = x.get("page")
         link = f"/api/v1/documents/{x['document_id']}/file" + (f"#page={page}" if page else "")
         where = html.escape(x["title"]) + (f", page {page}" if page else "")
+        if x.get("ocr"):
+            where += " (text read by OCR)"
         parts.append(
             f"<div class='lantern-cite'><div class='where'>[{x['n']}] "
             f"<a href='{link}' target='_blank' rel='noopener'>{where}</a></div>"

@@ -114,6 +114,7 @@ def document_out(view: DocumentView) -> DocumentOut:
         progress=job.progress if job else 0.0,
         eta_s=view.eta_s,
         timings=dict(doc.timings or (job.timings if job else {}) or {}),
+        parent_id=doc.parent_id,
     )
 
 

@@ -24,6 +24,7 @@ def search(body: SearchIn, who: CurrentActor, c: ContainerDep) -> list[SearchHit
             page=h.page,
             text=h.text,
             score=h.score,
+            ocr=h.ocr,
         )
         for h in hits
     ]

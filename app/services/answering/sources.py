@@ -37,6 +37,7 @@ def pack_sources(
                 page=p.page,
                 text=p.text,
                 char_start=p.char_start,
+                ocr=first.ocr,
             )
         )
     return out
