@@ -110,7 +110,7 @@ class RapidOcrEngine:
             img, ratio_h, ratio_w = engine.preprocess(img)
             record: dict[str, Any] = {"preprocess": {"ratio_h": ratio_h, "ratio_w": ratio_w}}
             img, record = engine.maybe_add_letterbox(img, record)
-            found, _ = engine.auto_text_det(img)
+            found = _detect(engine, img)
             if found is None:
                 return []
             crops = engine.get_crop_img_list(img, found)
@@ -133,17 +133,25 @@ class RapidOcrEngine:
                 pieces.extend(chosen)
                 owners.extend((line, joint) for joint in joints)
                 at += len(parts)
-            recognised, _ = engine.text_rec(pieces)
+            recognised, _ = engine.text_rec(pieces, True)
             points = engine._get_origin_points(found, record, raw_h, raw_w)
-        texts = [""] * len(crops)
-        scores: list[list[float]] = [[] for _ in crops]
-        for (line, joint), (text, score) in zip(owners, recognised, strict=True):
-            texts[line] = f"{texts[line]}{joint if texts[line] else ''}{text}"
-            if text.strip():
-                scores[line].append(float(score))
-        glued = [i for i, text in enumerate(texts) if _spaces_lost(text)]
-        if glued:
-            self._respace(engine, [crops[i] for i in glued], glued, texts, scores)
+        lines = [[i for i, (line, _) in enumerate(owners) if line == n] for n in range(len(crops))]
+        texts: list[str] = []
+        scores: list[list[float]] = []
+        for members in lines:
+            read = [(recognised[i][0], owners[i][1]) for i in members]
+            text = _join_pieces(read)
+            if _spaces_lost(text):
+                # PP-OCRv4 reads small or blurred English without its spaces
+                # ("Visitorscollect theirbadgesat"): the image's word gaps give them back.
+                text = _join_pieces(
+                    [
+                        (respace(pieces[i], recognised[i]), j)
+                        for i, (_, j) in zip(members, read, strict=True)
+                    ]
+                )
+            texts.append(text)
+            scores.append([float(recognised[i][1]) for i in members if recognised[i][0].strip()])
         boxes = []
         for quad, text, line_scores in zip(points, texts, scores, strict=True):
             score = min(line_scores, default=0.0)
@@ -151,29 +159,6 @@ class RapidOcrEngine:
                 xs, ys = [float(p[0]) for p in quad], [float(p[1]) for p in quad]
                 boxes.append(OcrBox(text.strip(), min(xs), min(ys), max(xs), max(ys), score))
         return boxes
-
-    def _respace(
-        self,
-        engine: Any,
-        crops: list[Any],
-        lines: list[int],
-        texts: list[str],
-        scores: list[list[float]],
-    ) -> None:
-        """Read again, a word at a time, the Latin lines whose spaces the recogniser lost
-        (it reads small or blurred English as "Visitorscollect theirbadgesat"): the
-        image's own word gaps give the spaces. Kept where it reads as confidently."""
-        words = [split_words(crop) for crop in crops]
-        with self._lock:
-            recognised, _ = engine.text_rec([w for parts in words for w in parts])
-        at = 0
-        for line, parts in zip(lines, words, strict=True):
-            read = recognised[at : at + len(parts)]
-            at += len(parts)
-            text = " ".join(t.strip() for t, _ in read if t.strip())
-            new = [float(s) for t, s in read if t.strip()]
-            if text and min(new, default=0.0) >= min(scores[line], default=0.0) - 0.1:
-                texts[line], scores[line] = text, new
 
 
 def _spaces_lost(text: str) -> bool:
@@ -190,31 +175,64 @@ def _spaces_lost(text: str) -> bool:
 _WORD_GAP = 0.15
 
 
-def split_words(crop: Any) -> list[Any]:
-    """A line image cut at its word gaps, each piece a word (or a few)."""
-    import numpy as np
+def _join_pieces(read: list[tuple[str, str]]) -> str:
+    text = ""
+    for piece, joint in read:
+        text = f"{text}{joint if text else ''}{piece}"
+    return text
 
-    height, width = crop.shape[:2]
-    gray = crop.mean(axis=2)
+
+def respace(piece: Any, result: Any) -> str:
+    """The recognised text of a line image with a space put back wherever two letters
+    the recogniser wrote together stand apart by a word gap in the image. The letters'
+    positions come from the CTC decoder (``return_word_box``): column ``c`` of ``cols``
+    covers ``width / cols`` pixels of the piece."""
+    text, _, (cols, words, positions, _, _) = result
+    chars = [c for word in words for c in word]
+    at = [p for word in positions for p in word]
+    if not chars or len(chars) != len(at) or cols <= 0:
+        return str(text)
+    height, width = piece.shape[:2]
+    gray = piece.mean(axis=2)
     blank = (gray < (float(gray.min()) + float(gray.max())) / 2).sum(axis=0) == 0
-    cuts: list[int] = []
-    run = 0
-    for x in range(width):
-        if blank[x]:
-            run += 1
-            continue
-        if run >= _WORD_GAP * height and x - run > 0:
-            cuts.append(x - run // 2)
-        run = 0
-    pieces: list[tuple[int, int]] = []
-    start = 0
-    for cut in [*cuts, width]:
-        if cut - start >= 0.3 * height or not pieces:  # punctuation stays with its word
-            pieces.append((start, cut))
-        else:
-            pieces[-1] = (pieces[-1][0], cut)
-        start = cut
-    return [np.ascontiguousarray(crop[:, a:b]) for a, b in pieces if b > a]
+    px = width / cols
+    out = [chars[0]]
+    for k in range(1, len(chars)):
+        left, right = chars[k - 1], chars[k]
+        if not left.isspace() and not right.isspace() and left.isascii() and right.isascii():
+            gap = _longest_run(blank, round((at[k - 1] + 0.5) * px), round((at[k] + 0.5) * px))
+            if gap >= _WORD_GAP * height:
+                out.append(" ")
+        out.append(right)
+    return "".join(out)
+
+
+def _longest_run(blank: Any, lo: int, hi: int) -> int:
+    best = run = 0
+    for x in range(max(lo, 0), min(hi, len(blank))):
+        run = run + 1 if blank[x] else 0
+        best = max(best, run)
+    return best
+
+
+#: Text is found on the page image scaled to at most this many pixels a side (about
+#: 130 dpi for A4: body text stays ~20 px high, plenty for the detector, at a third of
+#: the cost) and read from the full image.
+DET_MAX_SIDE = 1280
+
+
+def _detect(engine: Any, img: Any) -> Any:
+    """RapidOCR's text boxes for ``img``, found on a smaller copy of it."""
+    import cv2
+
+    height, width = img.shape[:2]
+    scale = min(1.0, DET_MAX_SIDE / max(height, width))
+    if scale >= 1.0:
+        return engine.auto_text_det(img)[0]
+    size = (round(width * scale), round(height * scale))
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    found = engine.auto_text_det(small)[0]
+    return None if found is None else [box / scale for box in found]
 
 
 #: A line crop wider than this many times its height is recognised in pieces ...
