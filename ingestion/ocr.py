@@ -100,39 +100,33 @@ class RapidOcrEngine:
         """RapidOCR's own steps (detect, crop, orient, recognise), except that a long
         line is recognised in pieces cut at word gaps (``split_line``): PP-OCRv4's
         recogniser reads up to ~25 times a line's height, and a full-width line of a
-        scanned A4 page (~40 times) came back as two letters."""
+        scanned A4 page (~40 times) came back as two letters. Orientation is decided
+        for the page, not per line."""
         import numpy as np
 
         with self._lock:
             engine = self._load()
-            img = engine.load_img(np.asarray(image.convert("RGB")))[:, :, ::-1].copy()
-            raw_h, raw_w = img.shape[:2]
-            img, ratio_h, ratio_w = engine.preprocess(img)
-            record: dict[str, Any] = {"preprocess": {"ratio_h": ratio_h, "ratio_w": ratio_w}}
-            img, record = engine.maybe_add_letterbox(img, record)
-            found = _detect(engine, img)
-            if found is None:
-                return []
-            crops = engine.get_crop_img_list(img, found)
-            split = [split_line(crop) for crop in crops]
-            flat = [piece for line in split for piece, _ in line]
-            # The orientation classifier, too, misreads long lines (it turned a whole
-            # line upside down): it judges the pieces, and a line is turned when most
-            # of its pieces are (then its pieces are read in reverse order).
-            turned, verdicts, _ = engine.text_cls(flat)
-            pieces: list[Any] = []
-            owners: list[tuple[int, str]] = []  # (line, text joining it to the previous)
-            at = 0
-            for line, parts in enumerate(split):
-                upside = [verdicts[at + i][0] == "180" for i in range(len(parts))]
-                if sum(upside) * 2 > len(parts):
-                    chosen = list(reversed(turned[at : at + len(parts)]))
-                    joints = [""] + [j for _, j in reversed(parts[1:])]
-                else:
-                    chosen, joints = [p for p, _ in parts], [j for _, j in parts]
-                pieces.extend(chosen)
-                owners.extend((line, joint) for joint in joints)
-                at += len(parts)
+            page = engine.load_img(np.asarray(image.convert("RGB")))[:, :, ::-1].copy()
+            for attempt in range(2):
+                raw_h, raw_w = page.shape[:2]
+                img, ratio_h, ratio_w = engine.preprocess(page)
+                record: dict[str, Any] = {"preprocess": {"ratio_h": ratio_h, "ratio_w": ratio_w}}
+                img, record = engine.maybe_add_letterbox(img, record)
+                found = _detect(engine, img)
+                if found is None:
+                    return []
+                crops = engine.get_crop_img_list(img, found)
+                split = [split_line(crop) for crop in crops]
+                pieces = [piece for line in split for piece, _ in line]
+                # RapidOCR turns each line the classifier calls upside down; on Latin
+                # text it called a third of a page's pieces so, at random. A page is
+                # turned as a whole instead, when most of its text is upside down.
+                _, verdicts, _ = engine.text_cls(pieces)
+                upside = sum(1 for label, _ in verdicts if label == "180")
+                if attempt or len(pieces) < 3 or upside <= _UPSIDE_DOWN * len(pieces):
+                    break
+                page = np.ascontiguousarray(page[::-1, ::-1])
+            owners = [(line, joint) for line, parts in enumerate(split) for _, joint in parts]
             recognised, _ = engine.text_rec(pieces, True)
             points = engine._get_origin_points(found, record, raw_h, raw_w)
         lines = [[i for i, (line, _) in enumerate(owners) if line == n] for n in range(len(crops))]
@@ -214,6 +208,9 @@ def _longest_run(blank: Any, lo: int, hi: int) -> int:
         best = max(best, run)
     return best
 
+
+#: A page is turned over when more than this share of its text pieces are upside down.
+_UPSIDE_DOWN = 0.6
 
 #: Text is found on the page image scaled to at most this many pixels a side (about
 #: 130 dpi for A4: body text stays ~20 px high, plenty for the detector, at a third of

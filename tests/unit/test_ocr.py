@@ -70,6 +70,14 @@ def test_image_files_are_read_and_a_multipage_tiff_keeps_its_pages(ocr: Ocr) -> 
     assert "thirty days of purchase" in words(tiff.pages[1].text)
 
 
+def test_a_page_scanned_upside_down_is_turned_over(ocr: Ocr) -> None:
+    text = f"{EXPENSES} {BADGES} Receipts over fifty dollars must be attached."
+    upside_down = docs.image_bytes(docs.page_image(text).rotate(180))
+    parsed = ImageParser(ocr).parse(upside_down, filename="upside-down.png")
+    assert "due within thirty days of purchase" in words(parsed.pages[0].text)
+    assert "north reception desk" in words(parsed.pages[0].text)
+
+
 def test_a_slide_of_screenshots_is_read_but_a_slide_with_text_is_not(ocr: Ocr) -> None:
     parsed = PptxParser(ocr=ocr).parse(docs.picture_pptx([None, BADGES]), filename="deck.pptx")
     assert not parsed.pages[0].ocr
