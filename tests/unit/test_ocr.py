@@ -194,3 +194,21 @@ def test_a_scan_is_searchable_on_its_page_and_its_citation_says_ocr(container: A
     assert hits[0].page == 2
     assert hits[0].ocr
     assert "thirty days" in hits[0].text
+
+
+def test_the_sources_panel_says_a_quote_was_read_by_ocr() -> None:
+    from types import SimpleNamespace
+
+    from ui.web.sources import citations_html
+
+    search: Any = SimpleNamespace(chunk_texts=lambda ids: {"c1": EXPENSES, "c2": BADGES})
+    cited = [
+        {"n": 1, "chunk_id": "c1", "document_id": "d1", "title": "Scan", "page": 2,
+         "quote": "thirty days", "ocr": True},
+        {"n": 2, "chunk_id": "c2", "document_id": "d2", "title": "Typed", "page": None,
+         "quote": "north reception", "ocr": False},
+    ]  # fmt: skip
+    html = citations_html(search, cited)
+    assert "Scan, page 2 (text read by OCR)" in html
+    assert "Typed (text read by OCR)" not in html
+    assert "Typed</a>" in html
