@@ -380,6 +380,29 @@ def picture(blob: bytes) -> Image | None:
     return image
 
 
+def read_pictures(
+    ocr: Ocr, builder: Any, blobs: list[bytes], *, done: int, total: int, pages: int = 1
+) -> int:
+    """Add the text OCR reads in these embedded pictures to ``builder``'s current page,
+    each paragraph a text block; return ``done`` plus the pictures read."""
+    for blob in blobs:
+        image = picture(blob)
+        if image is not None:
+            for paragraph in ocr.read(image, done=done, total=total, pages=pages):
+                builder.add("text", paragraph)
+        done += 1
+    return done
+
+
+def no_text_reason(*, pictures: int, ocr: Ocr | None, off_reason: str, what: str) -> str:
+    """Why a document of ``what`` (pictures, images) came out without text."""
+    if pictures:
+        return f"OCR found no text in its {what}"
+    if ocr is None:
+        return f"only {what}?; {off_reason}"
+    return f"and no {what} with text"
+
+
 def fit(image: Image) -> Image:
     """``image`` scaled down so that its longest side is at most ``MAX_SIDE_PX``."""
     longest = max(image.size)

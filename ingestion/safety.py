@@ -102,3 +102,19 @@ class ZipLimits:
             )
         except ParseError as e:
             raise ParseError(f"{filename} is not a valid {kind} file: {e}") from e
+
+
+class ZipGuarded:
+    """Base of the parsers of zip formats (OOXML, OpenDocument, EPUB): ``zip_limits``
+    is the zip-bomb guard each runs before opening a file."""
+
+    def __init__(
+        self,
+        *,
+        max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
+        max_ratio: float = DEFAULT_MAX_RATIO,
+        max_part: int = DEFAULT_MAX_PART,
+    ) -> None:
+        self.zip_limits = ZipLimits(
+            max_uncompressed=max_uncompressed, max_ratio=max_ratio, max_part=max_part
+        )

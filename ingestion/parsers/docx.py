@@ -28,7 +28,7 @@ from lxml import etree
 
 from ingestion.detect import DOCX_MIME
 from ingestion.errors import EmptyDocument, ParseError
-from ingestion.ocr import OFF_HINT, Ocr, picture
+from ingestion.ocr import OFF_HINT, Ocr, no_text_reason, read_pictures
 from ingestion.parsers._blocks import (
     DocumentBuilder,
     HeadingTrail,
@@ -114,18 +114,11 @@ class DocxParser:
         if pictures and self.ocr is not None:
             # A document of scanned pages pasted in as pictures: their text, by OCR.
             builder.mark_ocr()
-            for done, blob in enumerate(pictures):
-                image = picture(blob)
-                if image is not None:
-                    for paragraph in self.ocr.read(image, done=done, total=len(pictures)):
-                        builder.add("text", paragraph)
+            read_pictures(self.ocr, builder, pictures, done=0, total=len(pictures))
         if not builder.has_text:
-            if pictures:
-                reason = "OCR found no text in its pictures"
-            elif self.ocr is None:
-                reason = f"only images or empty paragraphs?; {self.off_reason}"
-            else:
-                reason = "and no pictures with text"
+            reason = no_text_reason(
+                pictures=len(pictures), ocr=self.ocr, off_reason=self.off_reason, what="pictures"
+            )
             raise EmptyDocument(f"{filename}: DOCX contains no text ({reason})")
         return builder.build(mime=DOCX_MIME, paginated=False, title=core_title or first_heading)
 

@@ -33,12 +33,7 @@ from ingestion.parsers._decode import decode_text
 from ingestion.parsers._odf import parse_xml
 from ingestion.parsers.base import ParsedDocument
 from ingestion.parsers.html import add_html_body
-from ingestion.safety import (
-    DEFAULT_MAX_PART,
-    DEFAULT_MAX_RATIO,
-    DEFAULT_MAX_UNCOMPRESSED,
-    ZipLimits,
-)
+from ingestion.safety import ZipGuarded
 
 logger = logging.getLogger(__name__)
 
@@ -53,21 +48,10 @@ _CHAPTER_TYPES = frozenset({"application/xhtml+xml", "text/html", "application/x
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""")
 
 
-class EpubParser:
+class EpubParser(ZipGuarded):
     """Parses ``.epub`` books; refuses zip bombs and DRM before reading chapters."""
 
     mime_types: tuple[str, ...] = (EPUB_MIME,)
-
-    def __init__(
-        self,
-        *,
-        max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
-        max_ratio: float = DEFAULT_MAX_RATIO,
-        max_part: int = DEFAULT_MAX_PART,
-    ) -> None:
-        self.zip_limits = ZipLimits(
-            max_uncompressed=max_uncompressed, max_ratio=max_ratio, max_part=max_part
-        )
 
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
         self.zip_limits.check(data, filename=filename, kind="EPUB")

@@ -31,12 +31,7 @@ from ingestion.parsers._blocks import (
 )
 from ingestion.parsers._odf import NS, inline_text, meta_title, odf_encrypted, parse_xml, tag
 from ingestion.parsers.base import ParsedDocument
-from ingestion.safety import (
-    DEFAULT_MAX_PART,
-    DEFAULT_MAX_RATIO,
-    DEFAULT_MAX_UNCOMPRESSED,
-    ZipLimits,
-)
+from ingestion.safety import ZipGuarded
 
 logger = logging.getLogger(__name__)
 
@@ -59,21 +54,10 @@ _LENGTH = re.compile(r"\s*([-+]?[0-9]*\.?[0-9]+)\s*(cm|mm|in|pt|pc|px)?")
 _CM_PER = {"cm": 1.0, "mm": 0.1, "in": 2.54, "pt": 2.54 / 72, "pc": 2.54 / 6, "px": 2.54 / 96}
 
 
-class OpenDocumentParser:
+class OpenDocumentParser(ZipGuarded):
     """Parses ``.odt`` and ``.odp``; refuses zip bombs and encrypted files before reading XML."""
 
     mime_types: tuple[str, ...] = (ODT_MIME, ODP_MIME)
-
-    def __init__(
-        self,
-        *,
-        max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
-        max_ratio: float = DEFAULT_MAX_RATIO,
-        max_part: int = DEFAULT_MAX_PART,
-    ) -> None:
-        self.zip_limits = ZipLimits(
-            max_uncompressed=max_uncompressed, max_ratio=max_ratio, max_part=max_part
-        )
 
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
         self.zip_limits.check(data, filename=filename, kind="OpenDocument")

@@ -19,7 +19,7 @@ from pptx.slide import Slide
 
 from ingestion.detect import PPTX_MIME
 from ingestion.errors import EmptyDocument, ParseError
-from ingestion.ocr import OFF_HINT, Ocr, picture
+from ingestion.ocr import OFF_HINT, Ocr, no_text_reason, read_pictures
 from ingestion.parsers._blocks import DocumentBuilder, ListItem, format_list, format_table
 from ingestion.parsers.base import ParsedDocument
 from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED, ZipLimits
@@ -73,24 +73,17 @@ class PptxParser:
             except Exception as e:  # python-pptx/lxml raise many types on damaged files
                 raise ParseError(f"{filename} is not a valid PPTX file: {e}") from e
             first_title = first_title or title
-            if pictures[number - 1]:
+            if pictures[number - 1] and self.ocr is not None:
                 builder.mark_ocr()
-            for blob in pictures[number - 1]:
-                image = picture(blob)
-                if image is not None and self.ocr is not None:
-                    for paragraph in self.ocr.read(
-                        image, done=done, total=total, pages=len(slides)
-                    ):
-                        builder.add("text", paragraph)
-                done += 1
+                done = read_pictures(
+                    self.ocr, builder, pictures[number - 1], done=done, total=total,
+                    pages=len(slides),
+                )  # fmt: skip
         if not builder.has_text:
             count = f"{len(slides)} slide{'s' if len(slides) != 1 else ''}"
-            if total:
-                reason = "OCR found no text in its pictures"
-            elif self.ocr is None:
-                reason = f"only pictures?; {self.off_reason}"
-            else:
-                reason = "and no pictures with text"
+            reason = no_text_reason(
+                pictures=total, ocr=self.ocr, off_reason=self.off_reason, what="pictures"
+            )
             raise EmptyDocument(f"{filename}: PPTX has {count} but no text ({reason})")
         logger.debug("parsed PPTX with %d slides", len(slides))
         return builder.build(mime=PPTX_MIME, paginated=True, title=core_title or first_title)

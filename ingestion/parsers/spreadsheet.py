@@ -37,12 +37,7 @@ from ingestion.parsers._blocks import DocumentBuilder
 from ingestion.parsers._odf import NS, meta_title, odf_encrypted, parse_xml, tag
 from ingestion.parsers._sheets import add_sheet
 from ingestion.parsers.base import ParsedDocument
-from ingestion.safety import (
-    DEFAULT_MAX_PART,
-    DEFAULT_MAX_RATIO,
-    DEFAULT_MAX_UNCOMPRESSED,
-    ZipLimits,
-)
+from ingestion.safety import ZipGuarded
 
 logger = logging.getLogger(__name__)
 
@@ -64,21 +59,10 @@ _XLSX_CELL = re.compile(rb"<(?:\w+:)?c[\s>/]")
 _XLSB_DIMENSION = b"\x94\x01\x10"  # BrtWsDim record: type 148, 16 bytes of bounds
 
 
-class SpreadsheetParser:
+class SpreadsheetParser(ZipGuarded):
     """Parses Excel and OpenDocument workbooks; refuses zip bombs before calamine opens them."""
 
     mime_types: tuple[str, ...] = (XLSX_MIME, XLSM_MIME, XLSB_MIME, XLS_MIME, ODS_MIME)
-
-    def __init__(
-        self,
-        *,
-        max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
-        max_ratio: float = DEFAULT_MAX_RATIO,
-        max_part: int = DEFAULT_MAX_PART,
-    ) -> None:
-        self.zip_limits = ZipLimits(
-            max_uncompressed=max_uncompressed, max_ratio=max_ratio, max_part=max_part
-        )
 
     def parse(self, data: bytes, *, filename: str) -> ParsedDocument:
         if not data:
