@@ -291,8 +291,8 @@ def unavailable_reason(error: ImportError) -> str:
             "install it (Debian/Ubuntu: apt-get install libgl1 libglib2.0-0)"
         )
     return (
-        f"OCR is unavailable: {text}; install rapidocr-onnxruntime "
-        "(pip install 'rapidocr-onnxruntime>=1.4.4', Python 3.12 or older)"
+        f"OCR is unavailable: {text}; install Lantern's OCR extra: pip install "
+        "'lantern[ocr]' (rapidocr-onnxruntime, on Python 3.12 or older)"
     )
 
 

@@ -13,6 +13,7 @@ from app.api.schemas import ErrorOut, HealthOut
 from app.db.migrate import current_revision, head_revision
 from app.db.models import JobStatus
 from app.errors import Unauthorized, error_body
+from ingestion.ocr import ocr_available
 
 router = APIRouter(tags=["health"])
 
@@ -27,6 +28,8 @@ def health(c: ContainerDep) -> HealthOut:
             f"embedding fallback active: {embedder.model_name} instead of "
             f"{c.settings.embedding.model}; retrieval is noticeably worse"
         )
+    if c.settings.ingestion.ocr and (missing := ocr_available()) is not None:
+        warnings.append(f"{missing}; scans and pictures cannot be read")
     counts = c.documents.job_counts()
     return HealthOut(
         status="degraded" if warnings else "ok",
