@@ -5,11 +5,14 @@ Usage::
     python bench/make_corpus.py /tmp/corpus              # 40 PDFs + 10 each DOCX/PPTX/HTML/MD
     python bench/make_corpus.py /tmp/corpus --docs 20    # smaller: 10 PDFs + 2-3 of each other
     python bench/make_corpus.py /tmp/corpus --source corpus.jsonl
+    python bench/make_corpus.py /tmp/corpus --scans 5    # plus 5 scanned PDFs (OCR)
 
 Text comes from SciFact abstracts (jsonl lines with ``title`` and ``text``) when the
 source file exists, otherwise from deterministic generated prose. PDFs are multi-page
 (5-20 pages, fpdf2 core font Helvetica, outline bookmarks, running header/footer);
-DOCX, PPTX, HTML and Markdown files carry headings, lists and tables. Output is
+DOCX, PPTX, HTML and Markdown files carry headings, lists and tables. ``--scans``
+adds scanned PDFs: report pages rendered at 200 dpi, saved as JPEG and put into a PDF
+with no text layer, as a scanner writes them (read by OCR). Output is
 deterministic for a given seed and library versions: fixed dates and ZIP timestamps.
 """
 
@@ -31,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 FIXED_DATE = (2026, 1, 1, 0, 0, 0)
 PDF_PAGES = (5, 20)
-OURS = re.compile(r"^(pdf|docx|pptx|html|md)-\d{3}\.\1$")  # names this script writes
+OURS = re.compile(r"^(?:(pdf|docx|pptx|html|md)-\d{3}\.\1|scan-\d{3}\.pdf)$")  # ours
 # PDF core fonts are latin-1 only; map the usual typographic characters before
 # replacing whatever else cannot be encoded.
 _LATIN1 = str.maketrans(
@@ -191,6 +194,29 @@ def build_pdf(path: Path, title: str, pool: Pool, rng: random.Random) -> int:
     return pdf.page_no()
 
 
+def build_scan(path: Path, title: str, pool: Pool, rng: random.Random) -> int:
+    """A scanned report: ``build_pdf``'s pages as 200 dpi JPEG images in a PDF without a
+    text layer, 2-4 pages. Returns the page count."""
+    import pypdfium2 as pdfium
+    from fpdf import FPDF
+
+    build_pdf(path, title, pool, rng)
+    source = pdfium.PdfDocument(path.read_bytes())
+    scan = FPDF(format="A4")
+    scan.set_creation_date(datetime(*FIXED_DATE, tzinfo=UTC))
+    try:
+        for index in range(min(len(source), rng.randint(2, 4))):
+            image = source[index].render(scale=200 / 72, grayscale=True).to_pil()
+            jpeg = io.BytesIO()
+            image.save(jpeg, format="JPEG", quality=80)
+            scan.add_page()
+            scan.image(jpeg, x=0, y=0, w=scan.w, h=scan.h)
+    finally:
+        source.close()
+    path.write_bytes(bytes(scan.output()))
+    return scan.page_no()
+
+
 def build_docx(path: Path, title: str, pool: Pool, rng: random.Random) -> None:
     from docx import Document
 
@@ -330,7 +356,7 @@ def plan(docs: int) -> dict[str, int]:
     return counts
 
 
-def build(out: Path, *, docs: int, source: Path | None, seed: int) -> Iterator[str]:
+def build(out: Path, *, docs: int, source: Path | None, seed: int, scans: int = 0) -> Iterator[str]:
     """Write the corpus into ``out``; yields one progress line per format."""
     rng = random.Random(seed)
     abstracts, origin = load_abstracts(source, rng)
@@ -352,6 +378,12 @@ def build(out: Path, *, docs: int, source: Path | None, seed: int) -> Iterator[s
         if count:
             extra = f", {pages} pages" if fmt == "pdf" else ""
             yield f"{fmt}: {count} files{extra}"
+    pages = sum(
+        build_scan(out / f"scan-{i:03d}.pdf", latin1(short(pool.take()[0], 100)), pool, rng)
+        for i in range(scans)
+    )
+    if scans:
+        yield f"scanned pdf: {scans} files, {pages} pages"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,12 +400,17 @@ def main(argv: list[str] | None = None) -> int:
         "generated prose when missing",
     )
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument(
+        "--scans", type=int, default=0, help="scanned PDFs (no text layer) to add (default 0)"
+    )
     args = ap.parse_args(argv)
     if args.docs < 1:
         ap.error("--docs must be at least 1")
     if args.dir.is_dir() and any(not OURS.match(p.name) for p in args.dir.iterdir()):
         print(f"warning: {args.dir} holds other files; ingest.py will read them too")
-    for line in build(args.dir, docs=args.docs, source=args.source, seed=args.seed):
+    for line in build(
+        args.dir, docs=args.docs, source=args.source, seed=args.seed, scans=args.scans
+    ):
         print(line, flush=True)
     print(f"wrote {args.dir}")
     return 0
