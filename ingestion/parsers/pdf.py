@@ -115,12 +115,12 @@ class PdfParser:
         if not builder.has_text:
             count = f"{page_count} page{'s' if page_count != 1 else ''}"
             if self.ocr is None:
-                reason = f"it is probably scanned; {self.off_reason}"
+                reason = f" — it is probably scanned; {self.off_reason}"
             elif scans:
-                reason = "OCR found no text in its page images"
+                reason = " — OCR found no text in its page images"
             else:
-                reason = "and no images with text to read"
-            raise EmptyDocument(f"PDF has {count} but no extractable text — {reason}")
+                reason = ", and no images for OCR to read"
+            raise EmptyDocument(f"PDF has {count} but no extractable text{reason}")
         metadata = {key.lower(): str(meta[key]) for key in _METADATA_KEYS if meta.get(key)}
         logger.debug("parsed PDF with %d pages (%d by OCR)", page_count, len(ocr_pages))
         return builder.build(
