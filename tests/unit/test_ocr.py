@@ -212,3 +212,14 @@ def test_the_sources_panel_says_a_quote_was_read_by_ocr() -> None:
     assert "Scan, page 2 (text read by OCR)" in html
     assert "Typed (text read by OCR)" not in html
     assert "Typed</a>" in html
+
+
+def test_health_warns_when_ocr_is_on_but_cannot_run(
+    container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.api.routes.health import health
+
+    assert not any("OCR" in w for w in health(container).warnings)
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # import fails
+    report = health(container)
+    assert any("OCR is unavailable" in w and "lantern[ocr]" in w for w in report.warnings)
