@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. python bench/mail_parse.py [--seconds 3]
+    python bench/mail_parse.py [--seconds 3]
 
 Mails are built in memory with the test fixtures: a typical message (headers,
 a text and an HTML body of ~2 KB, one 1-page PDF attachment of ~1 KB) as EML
@@ -12,8 +12,12 @@ and as MSG, and an HTML-only EML. Each is parsed repeatedly for ``--seconds``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingestion.parsers.eml import EmlParser
 from ingestion.parsers.msg import MsgParser
