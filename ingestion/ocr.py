@@ -126,26 +126,22 @@ class RapidOcrEngine:
                 if attempt or len(pieces) < 3 or upside <= _UPSIDE_DOWN * len(pieces):
                     break
                 page = np.ascontiguousarray(page[::-1, ::-1])
-            owners = [(line, joint) for line, parts in enumerate(split) for _, joint in parts]
             recognised, _ = engine.text_rec(pieces, True)
             points = engine._get_origin_points(found, record, raw_h, raw_w)
-        lines = [[i for i, (line, _) in enumerate(owners) if line == n] for n in range(len(crops))]
         texts: list[str] = []
         scores: list[list[float]] = []
-        for members in lines:
-            read = [(recognised[i][0], owners[i][1]) for i in members]
-            text = _join_pieces(read)
+        at = 0
+        for parts in split:
+            joints = [joint for _, joint in parts]
+            line = range(at, at + len(parts))
+            at += len(parts)
+            text = _join_pieces([recognised[i][0] for i in line], joints)
             if _spaces_lost(text):
                 # PP-OCRv4 reads small or blurred English without its spaces
                 # ("Visitorscollect theirbadgesat"): the image's word gaps give them back.
-                text = _join_pieces(
-                    [
-                        (respace(pieces[i], recognised[i]), j)
-                        for i, (_, j) in zip(members, read, strict=True)
-                    ]
-                )
+                text = _join_pieces([respace(pieces[i], recognised[i]) for i in line], joints)
             texts.append(text)
-            scores.append([float(recognised[i][1]) for i in members if recognised[i][0].strip()])
+            scores.append([float(recognised[i][1]) for i in line if recognised[i][0].strip()])
         boxes = []
         for quad, text, line_scores in zip(points, texts, scores, strict=True):
             score = min(line_scores, default=0.0)
@@ -169,11 +165,19 @@ def _spaces_lost(text: str) -> bool:
 _WORD_GAP = 0.15
 
 
-def _join_pieces(read: list[tuple[str, str]]) -> str:
+def _join_pieces(texts: list[str], joints: list[str]) -> str:
+    """A line's pieces' texts, each joined to the text before it by its joint."""
     text = ""
-    for piece, joint in read:
+    for piece, joint in zip(texts, joints, strict=True):
         text = f"{text}{joint if text else ''}{piece}"
     return text
+
+
+def _blank_columns(crop: Any) -> Any:
+    """For each pixel column of a line image: True where no ink (darker than half-way
+    between the image's darkest and lightest) falls in it."""
+    gray = crop.mean(axis=2)
+    return (gray < (float(gray.min()) + float(gray.max())) / 2).sum(axis=0) == 0
 
 
 def respace(piece: Any, result: Any) -> str:
@@ -187,26 +191,17 @@ def respace(piece: Any, result: Any) -> str:
     if not chars or len(chars) != len(at) or cols <= 0:
         return str(text)
     height, width = piece.shape[:2]
-    gray = piece.mean(axis=2)
-    blank = (gray < (float(gray.min()) + float(gray.max())) / 2).sum(axis=0) == 0
+    blank = _blank_columns(piece)
     px = width / cols
     out = [chars[0]]
     for k in range(1, len(chars)):
         left, right = chars[k - 1], chars[k]
         if not left.isspace() and not right.isspace() and left.isascii() and right.isascii():
-            gap = _longest_run(blank, round((at[k - 1] + 0.5) * px), round((at[k] + 0.5) * px))
+            _, gap = _widest_gap(blank, round((at[k - 1] + 0.5) * px), round((at[k] + 0.5) * px))
             if gap >= _WORD_GAP * height:
                 out.append(" ")
         out.append(right)
     return "".join(out)
-
-
-def _longest_run(blank: Any, lo: int, hi: int) -> int:
-    best = run = 0
-    for x in range(max(lo, 0), min(hi, len(blank))):
-        run = run + 1 if blank[x] else 0
-        best = max(best, run)
-    return best
 
 
 #: A page is turned over when more than this share of its text pieces are upside down.
@@ -236,8 +231,6 @@ def _detect(engine: Any, img: Any) -> Any:
 _MAX_LINE_RATIO = 20
 #: ... of about this many heights, cut in the widest blank gap between these bounds.
 _PIECE_RATIO = (8, 16)
-#: A blank gap at least this share of the height wide is a word space.
-_SPACE_RATIO = 0.2
 
 
 def split_line(crop: Any) -> list[tuple[Any, str]]:
@@ -248,9 +241,7 @@ def split_line(crop: Any) -> list[tuple[Any, str]]:
     height, width = crop.shape[:2]
     if width <= _MAX_LINE_RATIO * height:
         return [(crop, "")]
-    gray = crop.mean(axis=2)
-    cut_level = (float(gray.min()) + float(gray.max())) / 2
-    blank = (gray < cut_level).sum(axis=0) == 0
+    blank = _blank_columns(crop)
     pieces: list[tuple[Any, str]] = []
     start, joint = 0, ""
     while width - start > _MAX_LINE_RATIO * height:
@@ -259,7 +250,7 @@ def split_line(crop: Any) -> list[tuple[Any, str]]:
         if run == 0:
             cut = start + (lo + hi - 2 * start) // 2
         pieces.append((crop[:, start:cut], joint))
-        joint = " " if run >= _SPACE_RATIO * height else ""
+        joint = " " if run >= _WORD_GAP * height else ""
         start = cut
     pieces.append((crop[:, start:], joint))
     return [(np.ascontiguousarray(p), j) for p, j in pieces if p.shape[1] > 0]
@@ -268,7 +259,7 @@ def split_line(crop: Any) -> list[tuple[Any, str]]:
 def _widest_gap(blank: Any, lo: int, hi: int) -> tuple[int, int]:
     """The middle and length of the longest run of blank columns in ``[lo, hi)``."""
     best_at, best_len, run_start = lo, 0, None
-    for x in range(int(lo), int(min(hi, len(blank)))):
+    for x in range(max(int(lo), 0), int(min(hi, len(blank)))):
         if blank[x]:
             run_start = x if run_start is None else run_start
             if x - run_start + 1 > best_len:

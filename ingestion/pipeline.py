@@ -59,11 +59,6 @@ class ParsedUpload:
         return self.progress_start + (1 - self.progress_start) * (fraction - end) / (1 - end)
 
 
-@dataclass
-class _Rest:
-    start: float = 0.0
-
-
 @dataclass(frozen=True)
 class EmbeddedBatch:
     """Consecutive chunks of a document and one vector per chunk, in order."""
@@ -106,13 +101,14 @@ class IngestionPipeline:
         progress("parse", lo)
         t = time.perf_counter()
         detected = detect_type(data, filename)
-        rest = _Rest()
+        rest = hi  # where the stages after parsing start on the bar
 
         def on_ocr(done: int, total: int, pages: int) -> None:
-            # OCR takes about a second a page, far longer than the rest of the job: it
-            # gets the share of the bar its pages have of the document, up to OCR_SPAN.
-            rest.start = hi + OCR_SPAN * total / max(pages, total, 1)
-            progress("ocr", lo + (rest.start - lo) * done / total)
+            # OCR takes seconds a page, far longer than the rest of the job: it gets
+            # the share of the bar its pages have of the document, up to OCR_SPAN.
+            nonlocal rest
+            rest = hi + OCR_SPAN * total / max(pages, total, 1)
+            progress("ocr", lo + (rest - lo) * done / total)
 
         with watching(on_ocr) as ocr:
             parsed = self.parsers.get(detected.mime).parse(data, filename=filename)
@@ -121,9 +117,7 @@ class IngestionPipeline:
         timings = {"parse": time.perf_counter() - t - ocr.seconds}
         if ocr.images:
             timings["ocr"] = ocr.seconds
-        return ParsedUpload(
-            filename, detected.mime, parsed, timings, progress_start=max(rest.start, hi)
-        )
+        return ParsedUpload(filename, detected.mime, parsed, timings, progress_start=rest)
 
     def batches(self, upload: ParsedUpload, *, progress: ProgressFn) -> Iterator[EmbeddedBatch]:
         """Chunk and embed a batch of chunks at a time, adding up the "chunk" and

@@ -42,7 +42,7 @@ from ingestion.safety import (
     DEFAULT_MAX_PART,
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_UNCOMPRESSED,
-    ZipLimits,
+    ZipGuarded,
 )
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def _text(p: Any) -> str:
     return "".join(str(e) for e in _PARAGRAPH_TEXT(p))
 
 
-class DocxParser:
+class DocxParser(ZipGuarded):
     """Parses Word ``.docx`` files; refuses zip bombs before python-docx opens them."""
 
     mime_types: tuple[str, ...] = (DOCX_MIME,)
@@ -96,9 +96,7 @@ class DocxParser:
         ocr: Ocr | None = None,
         off_reason: str = OFF_HINT,
     ) -> None:
-        self.zip_limits = ZipLimits(
-            max_uncompressed=max_uncompressed, max_ratio=max_ratio, max_part=max_part
-        )
+        super().__init__(max_uncompressed=max_uncompressed, max_ratio=max_ratio, max_part=max_part)
         self.ocr = ocr
         self.off_reason = off_reason
 

@@ -22,7 +22,7 @@ from ingestion.errors import EmptyDocument, ParseError
 from ingestion.ocr import OFF_HINT, Ocr, no_text_reason, read_pictures
 from ingestion.parsers._blocks import DocumentBuilder, ListItem, format_list, format_table
 from ingestion.parsers.base import ParsedDocument
-from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED, ZipLimits
+from ingestion.safety import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNCOMPRESSED, ZipGuarded
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _TITLES = (PP_PLACEHOLDER.TITLE, PP_PLACEHOLDER.CENTER_TITLE, PP_PLACEHOLDER.VER
 _BULLETED = (PP_PLACEHOLDER.BODY, PP_PLACEHOLDER.OBJECT, PP_PLACEHOLDER.VERTICAL_BODY)
 
 
-class PptxParser:
+class PptxParser(ZipGuarded):
     """Parses PowerPoint ``.pptx`` files; refuses zip bombs before python-pptx opens them."""
 
     mime_types: tuple[str, ...] = (PPTX_MIME,)
@@ -45,7 +45,7 @@ class PptxParser:
         ocr: Ocr | None = None,
         off_reason: str = OFF_HINT,
     ) -> None:
-        self.zip_limits = ZipLimits(max_uncompressed=max_uncompressed, max_ratio=max_ratio)
+        super().__init__(max_uncompressed=max_uncompressed, max_ratio=max_ratio)
         self.ocr = ocr
         self.off_reason = off_reason
 
